@@ -20,4 +20,4 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   $PIP install -q "$TORCH_PIN"
 fi
 $PIP install -q -e ".[test,gpu]"
-.venv/bin/python -c "import torch, sentencepiece, libcst, zstandard, rich, scipy; print('setup: ok, torch', torch.__version__, 'libcst', libcst.__version__ if hasattr(libcst, '__version__') else '')"
+.venv/bin/python -c "import importlib.metadata as m, torch; print('setup: ok, torch', torch.__version__, 'libcst', m.version('libcst'))"
