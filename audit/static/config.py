@@ -1,0 +1,316 @@
+"""The hyperparameters a submission ran with, and whether a config-guarded branch can run under them.
+
+Records set their behaviour through environment variables read in a `Hyperparameters` class
+(`ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))`), and the defaults are often not what
+the record used: #1667 defaults `SMEAR_GATE` to 0 but its logs print `smear_gate_enabled: True`.
+So a value is resolved with the priority
+
+    logged value (`name: value` / `name=value` in a run log)  >  README run command (`NAME=value`)
+    >  the default in the code,
+
+and `resolve(name)` says which source gave it. `Evaluator` folds a condition expression (an `if`
+test) to a constant under that configuration, or None when it cannot; a branch whose test folds to a
+false value is unreachable (the #1458 false positive: dead n-gram code behind NGRAM_EVAL_ORDER=0).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# `  name: value` / `name=value` in the logs; the value is one scalar token (never code).
+_LOG_PAIR = re.compile(
+    r"(?:^|[\s,(])([a-z_][a-z0-9_]*)\s?[:=]\s?(True|False|None|[-+]?\d[\w.+-]*|[A-Za-z_][\w./-]*)(?=[\s,)]|$)"
+)
+# `NAME=value` env assignments in shell commands (README, run.sh).
+_ENV_ASSIGN = re.compile(r"(?:^|[\s;`(])([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;`)]+)")
+_SCALAR = re.compile(r"^(True|False|None|[-+]?(\d[\d_]*\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?))$")
+
+UNKNOWN = object()  # a value the evaluator cannot fold
+
+
+@dataclass
+class Param:
+    """One hyperparameter read from the environment in the code: `attr = conv(os.environ.get(ENV, d))`."""
+
+    attr: str  # the attribute / variable the value is stored in (lower case in records)
+    env: str  # the environment variable name
+    default: Any  # the default literal (UNKNOWN when not a literal)
+    expr: ast.expr | None = None  # the whole right-hand side, folded again under a README env value
+
+
+@dataclass
+class Config:
+    """Resolved hyperparameters: logged values, README/run-script env values, code defaults."""
+
+    logged: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (value, "log:<file>")
+    env: dict[str, tuple[str, str]] = field(default_factory=dict)  # ENV -> (raw text, "readme")
+    params: dict[str, Param] = field(default_factory=dict)  # attr and ENV (both) -> Param
+    _evaluator: "Evaluator | None" = None
+    _resolving: set = field(default_factory=set)
+
+    # -- reading ---------------------------------------------------------------------------
+    @classmethod
+    def build(cls, trees: list[ast.Module], logs: dict[str, str] | None, commands: dict[str, str]) -> "Config":
+        cfg = cls()
+        for tree in trees:
+            for param in _env_params(tree):
+                cfg.params.setdefault(param.attr, param)
+                cfg.params.setdefault(param.env, param)
+        for name in sorted(logs or {}):
+            for key, raw in _logged_pairs(logs[name]):
+                cfg.logged.setdefault(key, (_literal(raw), f"log:{name}"))
+        for name, text in commands.items():
+            for env, raw in _ENV_ASSIGN.findall(text or ""):
+                if raw.startswith("$"):
+                    continue  # `SEED=$SEED`: a shell variable, not a value
+                cfg.env.setdefault(env, (raw.strip("\"'"), name))
+        return cfg
+
+    # -- resolving -------------------------------------------------------------------------
+    def resolve(self, name: str) -> tuple[Any, str]:
+        """(value, source) of a hyperparameter named by attribute or env var; (UNKNOWN, "") if none."""
+        if name in self._resolving:  # `x = int(os.environ.get("X", x))`: no fixed point to find
+            return UNKNOWN, ""
+        self._resolving.add(name)
+        try:
+            return self._resolve(name)
+        finally:
+            self._resolving.discard(name)
+
+    def _resolve(self, name: str) -> tuple[Any, str]:
+        param = self.params.get(name) or self.params.get(name.lower()) or self.params.get(name.upper())
+        keys = [name, name.lower()] + ([param.attr] if param else [])
+        for key in keys:
+            if key in self.logged:
+                return self.logged[key]
+        envs = [name.upper()] + ([param.env] if param else [])
+        for env in envs:
+            if env in self.env:
+                raw, source = self.env[env]
+                if param is not None and param.expr is not None:
+                    value = Evaluator(self, override=(param.env, raw)).fold(param.expr)
+                    if value is not UNKNOWN:
+                        return value, source
+                return _literal(raw), source
+        if param is not None:
+            value = param.default
+            if param.expr is not None:
+                value = Evaluator(self, override=(param.env, None)).fold(param.expr)
+            if value is not UNKNOWN:
+                return value, "default"
+        return UNKNOWN, ""
+
+    def knows(self, name: str) -> bool:
+        """True for names the code reads from the environment (only those fold in a condition)."""
+        return name in self.params
+
+    def as_strings(self) -> dict[str, str]:
+        """Every known hyperparameter as text, for AuditContext.config."""
+        out: dict[str, str] = {}
+        for name in sorted(set(self.params) | set(self.logged) | set(self.env)):
+            value, _ = self.resolve(name)
+            if value is not UNKNOWN:
+                out[name] = str(value)
+        return out
+
+    @property
+    def source(self) -> str:
+        """The dominant source: the first log read, else the README command, else the defaults."""
+        for value, source in self.logged.values():
+            return source
+        for value, source in self.env.values():
+            return source
+        return "defaults"
+
+    def fold(self, expr: ast.expr) -> Any:
+        if self._evaluator is None:
+            self._evaluator = Evaluator(self)
+        return self._evaluator.fold(expr)
+
+    def guard(self, expr: ast.expr) -> tuple[Any, list[str]]:
+        """The folded value of a condition and the config names (with their sources) it used."""
+        ev = Evaluator(self)
+        value = ev.fold(expr)
+        return value, ev.used
+
+
+def _logged_pairs(text: str):
+    """(key, raw value) pairs of a run log, skipping the source code that some logs print first."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or len(stripped) > 400 or stripped.startswith(("#", "def ", "class ", "import ", "from ")):
+            continue
+        if "(" in stripped.split(":", 1)[0] or " = " in stripped:
+            continue  # code, not a logged value
+        for key, raw in _LOG_PAIR.findall(stripped):
+            yield key, raw
+
+
+def _literal(raw: str) -> Any:
+    if _SCALAR.match(raw.strip()):
+        try:
+            return ast.literal_eval(raw.strip().replace("_", "") if raw[:1].isdigit() else raw.strip())
+        except (ValueError, SyntaxError):
+            pass
+    return raw
+
+
+def _is_environ_read(call: ast.AST) -> tuple[str, ast.expr | None] | None:
+    """('ENV', default expr) for os.environ.get("ENV", d) / os.getenv("ENV", d) / os.environ["ENV"]."""
+    if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant):
+        func = call.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        owner = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
+        is_get = name == "get" and owner.endswith("environ")
+        if (is_get or name == "getenv") and isinstance(call.args[0].value, str):
+            default = call.args[1] if len(call.args) > 1 else None
+            return call.args[0].value, default
+    if isinstance(call, ast.Subscript) and ast.unparse(call.value).endswith("environ"):
+        if isinstance(call.slice, ast.Constant) and isinstance(call.slice.value, str):
+            return call.slice.value, None
+    return None
+
+
+def _env_params(tree: ast.Module):
+    """Every `target = <expr reading one env var>` of a module (class bodies and functions too)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            reads = [r for r in map(_is_environ_read, ast.walk(node.value)) if r]
+            if len(reads) != 1:
+                continue
+            env, default = reads[0]
+            for target in targets:
+                attr = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+                if attr:
+                    lit = UNKNOWN
+                    if default is not None:
+                        try:
+                            lit = ast.literal_eval(default)
+                        except ValueError:
+                            lit = UNKNOWN
+                    yield Param(attr=attr, env=env, default=lit, expr=node.value)
+
+
+class Evaluator:
+    """Folds an expression to a constant under a Config; UNKNOWN when any part is not known."""
+
+    _CALLS = {"int": int, "float": float, "bool": bool, "str": str, "abs": abs, "min": min, "max": max}
+
+    def __init__(self, config: Config, override: tuple[str, str | None] | None = None):
+        self.config = config
+        self.override = override  # (ENV, raw or None=use default) when folding a Param's own expr
+        self.used: list[str] = []
+
+    def fold(self, node: ast.AST) -> Any:
+        try:
+            return self._fold(node)
+        except Exception:  # noqa: BLE001 - any failure to fold (TypeError, ZeroDivision...) = unknown
+            return UNKNOWN
+
+    def _name(self, name: str) -> Any:
+        if not self.config.knows(name):
+            return UNKNOWN  # a local or a logged progress value (`step`), not a hyperparameter
+        value, source = self.config.resolve(name)
+        if value is not UNKNOWN:
+            self.used.append(f"{name}={value!r} ({source})")
+        return value
+
+    def _fold(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        read = _is_environ_read(node)
+        if read is not None:
+            env, default = read
+            if self.override and env == self.override[0]:
+                raw = self.override[1]
+                if raw is not None:
+                    return raw
+            elif env in self.config.env:
+                self.used.append(f"{env}={self.config.env[env][0]!r} ({self.config.env[env][1]})")
+                return self.config.env[env][0]
+            elif env in self.config.params and self.override is None:
+                return self._name(env)
+            return self._fold(default) if default is not None else None
+        if isinstance(node, ast.Name):
+            return UNKNOWN if node.id in ("True", "False", "None") else self._name(node.id)
+        if isinstance(node, ast.Attribute):
+            return self._name(node.attr)
+        if isinstance(node, ast.UnaryOp):
+            value = self._fold(node.operand)
+            if value is UNKNOWN:
+                return UNKNOWN
+            return {ast.Not: lambda v: not v, ast.USub: lambda v: -v, ast.UAdd: lambda v: +v}[type(node.op)](value)
+        if isinstance(node, ast.BoolOp):
+            values = [self._fold(v) for v in node.values]
+            if isinstance(node.op, ast.And):
+                if any(v is not UNKNOWN and not v for v in values):
+                    return False
+                return UNKNOWN if UNKNOWN in values else values[-1]
+            if any(v is not UNKNOWN and v for v in values):
+                return True
+            return UNKNOWN if UNKNOWN in values else values[-1]
+        if isinstance(node, ast.Compare):
+            left = self._fold(node.left)
+            for op, comp in zip(node.ops, node.comparators):
+                right = self._fold(comp)
+                if left is UNKNOWN or right is UNKNOWN:
+                    return UNKNOWN
+                if not _compare(op, left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.BinOp):
+            a, b = self._fold(node.left), self._fold(node.right)
+            if a is UNKNOWN or b is UNKNOWN:
+                return UNKNOWN
+            return _BINOPS[type(node.op)](a, b)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            values = [self._fold(e) for e in node.elts]
+            return UNKNOWN if UNKNOWN in values else tuple(values)
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in self._CALLS and not node.keywords:
+                args = [self._fold(a) for a in node.args]
+                if UNKNOWN in args:
+                    return UNKNOWN
+                if func.id == "bool" and args and isinstance(args[0], str):
+                    return _truthy_text(args[0])
+                return self._CALLS[func.id](*args)
+            if isinstance(func, ast.Attribute) and func.attr in ("lower", "upper", "strip") and not node.args:
+                value = self._fold(func.value)
+                return UNKNOWN if not isinstance(value, str) else getattr(value, func.attr)()
+        return UNKNOWN
+
+
+def _truthy_text(text: str) -> bool:
+    return text.strip().lower() not in ("", "0", "false", "no", "off", "none")
+
+
+def _compare(op: ast.cmpop, a: Any, b: Any) -> bool:
+    if isinstance(op, (ast.In, ast.NotIn)):
+        result = a in b
+        return result if isinstance(op, ast.In) else not result
+    return {
+        ast.Eq: lambda: a == b,
+        ast.NotEq: lambda: a != b,
+        ast.Lt: lambda: a < b,
+        ast.LtE: lambda: a <= b,
+        ast.Gt: lambda: a > b,
+        ast.GtE: lambda: a >= b,
+        ast.Is: lambda: a is b,
+        ast.IsNot: lambda: a is not b,
+    }[type(op)]()
+
+
+_BINOPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+}
