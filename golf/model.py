@@ -121,9 +121,12 @@ class Rotary(nn.Module):
         if self._cache is None or self._cache[0] != seq_len or self._cache[1] != device:
             r = self.rope_dims
             base = ntk_rope_base(self.base, seq_len, self.train_seq_len, r)
-            inv_freq = base ** (-torch.arange(0, r, 2, dtype=torch.float32, device=device) / r)
-            angles = torch.outer(torch.arange(seq_len, dtype=torch.float32, device=device), inv_freq)
-            self._cache = (seq_len, device, angles.cos()[None, :, None, :], angles.sin()[None, :, None, :])
+            # a cache first built while scoring under inference_mode must still serve training
+            # (score-first TTT trains right after scoring): inference tensors cannot enter autograd
+            with torch.inference_mode(False):
+                inv_freq = base ** (-torch.arange(0, r, 2, dtype=torch.float32, device=device) / r)
+                angles = torch.outer(torch.arange(seq_len, dtype=torch.float32, device=device), inv_freq)
+                self._cache = (seq_len, device, angles.cos()[None, :, None, :], angles.sin()[None, :, None, :])
         return self._cache[2], self._cache[3]
 
     def forward(self, x: Tensor) -> Tensor:
