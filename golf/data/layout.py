@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golf.data.shards import list_shards, read_shard
+from golf.data.shards import list_shards, read_shard, shard_token_count
 from golf.data.tokenizer import load_tokenizer
 from golf.errors import GolfError
 
@@ -63,3 +63,12 @@ def resolve_data(data_dir: str | os.PathLike) -> DataLayout:
             f"the val shards use id {largest_id}"
         )
     return DataLayout(train_pattern, val_pattern, tokenizer_path, vocab_size)
+
+
+def count_tokens(layout: DataLayout) -> dict[str, dict[str, int]]:
+    """Shard and token counts per split, validating every shard's header and size on the way."""
+    counts = {}
+    for split, pattern in (("train", layout.train_pattern), ("val", layout.val_pattern)):
+        files = list_shards(pattern)
+        counts[split] = {"shards": len(files), "tokens": sum(shard_token_count(p) for p in files)}
+    return counts
