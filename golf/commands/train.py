@@ -1,0 +1,55 @@
+"""`golf train --preset smoke|record --data DIR --out RUN [--seed S]`: the reference pipeline.
+
+Hyperparameters come from the preset with parameter-golf's env vars on top (ITERATIONS=..., etc.).
+Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) every rank runs the pipeline in one process
+group (NCCL on GPU, gloo on CPU); rank 0 writes RUN/train.log, the artifact and RUN/run.json.
+RUN must be new or empty, so that an earlier run is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from golf.errors import GolfError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", required=True, help="hyperparameter preset: smoke or record")
+    parser.add_argument("--data", required=True, type=Path, help="data folder (golf data demo / download)")
+    parser.add_argument("--out", required=True, type=Path, help="run folder to create (must be new or empty)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: SEED or 1337)")
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GolfError(f"run folder {out} already exists and is not empty; choose a new --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    from golf.config import Hyperparameters
+    from golf.data.layout import resolve_data
+
+    hp = Hyperparameters.from_env(args.preset, os.environ)
+    if args.seed is not None:
+        hp.seed = args.seed
+    hp.data_path = str(args.data)
+    layout = resolve_data(args.data)
+    if hp.vocab_size and hp.vocab_size != layout.vocab_size:
+        raise GolfError(f"VOCAB_SIZE={hp.vocab_size} does not match the tokenizer's {layout.vocab_size} ids")
+    hp.vocab_size = layout.vocab_size
+    hp.tokenizer_path = str(layout.tokenizer_path)
+    _check_out_dir(args.out)
+
+    from golf.distributed import process_group
+    from golf.pipeline import run_pipeline
+
+    with process_group() as (rank, world):
+        if rank == 0:
+            args.out.mkdir(parents=True, exist_ok=True)
+        result = run_pipeline(hp, layout, args.out, rank, world)
+    if rank == 0:
+        print(f"val_bpb {result['val_bpb']:.4f}  artifact {result['artifact_bytes']:,} bytes  "
+              f"-> {args.out / 'run.json'}")
+    return 0

@@ -1,0 +1,198 @@
+"""The `golf train` pipeline as a chain of stages (reference.md 4.1 and 5.3):
+
+  train (timed) -> calibrate Hessians on train data (same timer, asserted <= the training budget)
+  -> pre-quant val eval of the EMA model -> GPTQ int5 / int8 quantisation + compression, artifact
+  size asserted -> evaluation of the dequantised artifact read back from disk (timed from the
+  artifact bytes read): sliding window, then score-first TTT (s_0) -> run.json.
+
+Every rank runs every stage; rank 0 alone writes files. Each stage returns plain numbers that end
+up in run.json (keys of design.md section 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from golf.budget import WallclockBudget
+from golf.config import Hyperparameters
+from golf.data.layout import DataLayout
+from golf.data.shards import DistributedTokenLoader, load_validation_tokens
+from golf.eval.sliding import eval_sliding
+from golf.eval.ttt import eval_score_first_ttt
+from golf.model import GPT
+from golf.quant.artifact import ArtifactSize, check_artifact_budget, load_artifact, pack_artifact
+from golf.quant.gptq import collect_hessians
+from golf.quant.pack import dequantize_state, quantize_state_dict
+from golf.runlog import RunLog, loaded_source_files
+from golf.train import TrainResult, autocast, evaluate_val, train, validation_data
+
+ARTIFACT_NAME = "final_model.int5.ptz"
+
+
+@dataclass
+class QuantResult:
+    artifact_path: Path
+    code_bytes: int
+    model_bytes: int
+    seconds: float  # quantisation + compression
+
+    @property
+    def artifact_bytes(self) -> int:
+        return self.code_bytes + self.model_bytes
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+@torch.no_grad()
+def calibrate(model: GPT, hp: Hyperparameters, layout: DataLayout, budget: WallclockBudget,
+              device: torch.device, log: RunLog) -> dict[str, torch.Tensor]:
+    """Hessians of every Linear input over the first `gptq_calib_seqs` training sequences, on the
+    training timer: every rank computes them all (no sharding), as in PR #1004."""
+    started = time.perf_counter()
+    loader = DistributedTokenLoader(layout.train_pattern, 0, 1)
+    per_batch = min(hp.gptq_calib_seqs, hp.val_batch_seqs)
+    batches = []
+    for done in range(0, hp.gptq_calib_seqs, per_batch):
+        n = min(per_batch, hp.gptq_calib_seqs - done)
+        x, _ = loader.next_batch(n * hp.train_seq_len, hp.train_seq_len, 1)
+        batches.append(x.to(device))
+
+    def forward(m, x):
+        with autocast(device):
+            m.forward_logits(x)
+
+    was_training = model.training
+    model.eval()
+    try:
+        hessians = collect_hessians(model, batches, forward=forward)
+    finally:
+        model.train(was_training)
+    log(f"gptq:calibrated {len(hessians)} layers on {hp.gptq_calib_seqs} train sequences "
+        f"in {time.perf_counter() - started:.1f}s")
+    elapsed = budget.check("calibration")
+    log(f"training_budget: loop+calibration {elapsed:.1f}s of {budget.limit_s:.1f}s")
+    return hessians
+
+
+def quantize(model: GPT, hessians: dict, hp: Hyperparameters, out_dir: Path, rank: int, world: int,
+             log: RunLog) -> QuantResult:
+    """GPTQ / int8 / fp16 per tensor, compress, account code + model bytes, write the artifact."""
+    started = time.perf_counter()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    qstate = quantize_state_dict(
+        state, {k: h.cpu() for k, h in hessians.items()},
+        bits=hp.quant_bits, embed_bits=hp.embed_quant_bits, passthrough_numel=hp.fp16_passthrough_numel,
+        block_size=hp.gptq_block_size, damp=hp.gptq_damp, act_order=hp.gptq_act_order,
+        mode=hp.gptq_mode, prune_fraction=hp.prune_fraction,
+    )
+    blob = pack_artifact(qstate)
+    code = sum(path.stat().st_size for path in loaded_source_files())
+    size = ArtifactSize(code_bytes=code, model_bytes=len(blob), budget=hp.artifact_budget_bytes)
+    path = out_dir / ARTIFACT_NAME
+    if rank == 0:
+        path.write_bytes(blob)
+    log(f"Serialized model int{hp.quant_bits}: {len(blob)} bytes")
+    log(f"Total submission size: {size.total} bytes (code {code} + model {len(blob)}; {size.describe()})")
+    check_artifact_budget(size)
+    barrier(world)
+    return QuantResult(path, code, len(blob), time.perf_counter() - started)
+
+
+def load_eval_model(artifact: Path, hp: Hyperparameters, vocab_size: int, device: torch.device) -> GPT:
+    """A fresh GPT holding the dequantised weights of the artifact on disk."""
+    state = dequantize_state(load_artifact(artifact.read_bytes()), device)
+    model = GPT(hp.model_config(vocab_size)).to(device)
+    model.load_state_dict(state)
+    return model
+
+
+def evaluate_artifact(artifact: Path, hp: Hyperparameters, layout: DataLayout, rank: int, world: int,
+                      device: torch.device, log: RunLog, clock: Callable[[], float]) -> dict:
+    """Sliding-window and score-first TTT scores of the dequantised artifact, on the eval budget."""
+    budget = WallclockBudget("evaluation", hp.eval_budget_seconds, clock=clock)
+    model = load_eval_model(artifact, hp, layout.vocab_size, device)
+    val_tokens, luts = validation_data(layout, hp.eval_seq_len, layout.vocab_size)
+    sliding = eval_sliding(model, val_tokens, luts, hp.eval_seq_len, hp.eval_stride,
+                           batch_windows=hp.eval_batch_seqs, records_compat=hp.records_compat,
+                           rank=rank, world=world, device=device)
+    log(f"final_int{hp.quant_bits}_sliding_window val_loss:{sliding.val_loss:.4f} "
+        f"val_bpb:{sliding.val_bpb:.4f} stride:{hp.eval_stride} eval_time:{1000 * sliding.seconds:.0f}ms")
+    budget.check("sliding-window evaluation")
+    scores = {"val_bpb_sliding": sliding.val_bpb, "val_bpb": sliding.val_bpb, "val_loss": sliding.val_loss}
+    if hp.ttt_enabled:
+        ttt = eval_score_first_ttt(
+            model, val_tokens, luts, seq_len=hp.eval_seq_len, stride=hp.eval_stride,
+            chunk_tokens=hp.ttt_chunk_tokens, epochs=hp.ttt_epochs, lr=hp.ttt_lr,
+            adapt_last_blocks=hp.ttt_last_blocks, micro_batch_seqs=hp.ttt_batch_seqs,
+            grad_clip=hp.ttt_grad_clip, batch_windows=hp.eval_batch_seqs, rank=rank, world=world,
+            device=device, budget=budget, log=log,
+        )
+        log(f"legal_ttt_s0 val_loss:{ttt.val_loss_s0:.4f} val_bpb:{ttt.val_bpb_s0:.4f} "
+            f"chunks:{ttt.chunks} steps:{ttt.optimizer_steps} eval_time:{1000 * ttt.seconds:.0f}ms")
+        scores.update(val_bpb=ttt.val_bpb_s0, val_loss=ttt.val_loss_s0)
+    scores["eval_seconds"] = budget.check("evaluation")
+    log(f"eval_budget: {scores['eval_seconds']:.1f}s of {budget.limit_s:.1f}s")
+    return scores
+
+
+def run_pipeline(hp: Hyperparameters, layout: DataLayout, out_dir: str | Path, rank: int = 0, world: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> dict:
+    """Every stage in order; returns the run.json dict (also written to OUT/run.json by rank 0)."""
+    out_dir = Path(out_dir)
+    log = RunLog(out_dir / "train.log", enabled=rank == 0)
+    log.hyperparameters(hp.as_dict())
+    log.source_code()
+    log(f"Running PyTorch {torch.__version__}", console=False)
+
+    trained: TrainResult = train(hp, layout, out_dir, rank, world, clock=clock, log=log)
+    model = trained.model
+    device = next(model.parameters()).device
+    calibration_started = time.perf_counter()
+    hessians = calibrate(model, hp, layout, trained.budget, device, log)
+    calibration_seconds = time.perf_counter() - calibration_started
+
+    val_tokens, luts = validation_data(layout, hp.train_seq_len, layout.vocab_size)
+    prequant = evaluate_val(model, val_tokens, luts, hp.train_seq_len, hp.val_batch_seqs, rank, world, device)
+    log(f"DIAGNOSTIC post_ema val_loss:{prequant.val_loss:.4f} val_bpb:{prequant.val_bpb:.4f}")
+
+    quant = quantize(model, hessians, hp, out_dir, rank, world, log)
+    scores = evaluate_artifact(quant.artifact_path, hp, layout, rank, world, device, log, clock)
+
+    result = {
+        "val_bpb": scores["val_bpb"],
+        "val_bpb_sliding": scores["val_bpb_sliding"],
+        "val_bpb_prequant": prequant.val_bpb,
+        "val_loss": scores["val_loss"],
+        "artifact_bytes": quant.artifact_bytes,
+        "code_bytes": quant.code_bytes,
+        "model_bytes": quant.model_bytes,
+        "train_seconds": trained.train_seconds,
+        "quant_seconds": calibration_seconds + quant.seconds,
+        "eval_seconds": scores["eval_seconds"],
+        "steps": trained.steps,
+        "params": sum(p.numel() for p in model.parameters()),
+        "seed": hp.seed,
+        "config": hp.as_dict(),
+    }
+    log(f"final val_bpb:{result['val_bpb']:.4f} (prequant {prequant.val_bpb:.4f}, "
+        f"sliding {scores['val_bpb_sliding']:.4f}) artifact_bytes:{quant.artifact_bytes}")
+    if rank == 0:
+        write_json_atomic(out_dir / "run.json", result)
+    return result
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
