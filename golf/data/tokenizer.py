@@ -60,11 +60,13 @@ def train_tokenizer(text_or_iterator: str | Iterable[str], vocab_size: int, out_
     else:
         sentences = (doc for doc in text_or_iterator if doc.strip())
     out_prefix = Path(out_prefix)
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences),
-            model_prefix=str(out_prefix),
+            # The proto comes back in memory (no model_prefix): a model written by the trainer
+            # records its output path, and its bytes should not depend on where it was built.
+            model_writer=model,
             vocab_size=vocab_size,
             num_threads=TRAINER_THREADS,
             max_sentence_length=MAX_SENTENCE_BYTES,
@@ -73,7 +75,14 @@ def train_tokenizer(text_or_iterator: str | Iterable[str], vocab_size: int, out_
         )
     except RuntimeError as exc:
         raise GolfError(f"tokenizer training failed: {str(exc).strip().splitlines()[0]}") from None
-    return out_prefix.with_name(out_prefix.name + ".model")
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    model_path = out_prefix.with_name(out_prefix.name + ".model")
+    model_path.write_bytes(model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    # The .vocab companion in SentencePiece's own format: piece, tab, score.
+    vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size()))
+    out_prefix.with_name(out_prefix.name + ".vocab").write_text(vocab, encoding="utf-8")
+    return model_path
 
 
 def load_tokenizer(path: str | os.PathLike) -> spm.SentencePieceProcessor:
