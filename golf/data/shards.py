@@ -12,10 +12,14 @@ import glob
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from golf.errors import GolfError
+
+if TYPE_CHECKING:
+    import torch
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -77,7 +81,7 @@ def list_shards(pattern: str | os.PathLike) -> list[Path]:
     return paths
 
 
-def load_validation_tokens(pattern: str | os.PathLike, seq_len: int) -> torch.Tensor:
+def load_validation_tokens(pattern: str | os.PathLike, seq_len: int) -> "torch.Tensor":
     """All val shards concatenated in sorted order, truncated to a whole number of sequences.
 
     Keeps usable + 1 tokens, where usable = floor((N - 1) / seq_len) * seq_len targets: the rule of
@@ -87,6 +91,8 @@ def load_validation_tokens(pattern: str | os.PathLike, seq_len: int) -> torch.Te
     usable = ((tokens.size - 1) // seq_len) * seq_len
     if usable <= 0:
         raise GolfError(f"validation split {pattern} has {tokens.size} tokens, too few for one sequence of {seq_len}")
+    import torch  # here, not at the top: `golf data check|download` never need it
+
     return torch.from_numpy(tokens[: usable + 1].astype(np.int64))
 
 
@@ -133,7 +139,7 @@ class DistributedTokenLoader:
         self.world_size = world_size
         self.stream = TokenStream(pattern)
 
-    def next_batch(self, global_tokens: int, seq_len: int, grad_accum_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch(self, global_tokens: int, seq_len: int, grad_accum_steps: int) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Inputs and next-token targets, int64 of shape (local_tokens // seq_len, seq_len)."""
         local_tokens = global_tokens // (self.world_size * grad_accum_steps)
         if local_tokens < seq_len or local_tokens % seq_len:
@@ -143,5 +149,7 @@ class DistributedTokenLoader:
             )
         span = local_tokens + 1  # one extra token: the last target
         chunk = self.stream.take(span * self.world_size)
+        import torch  # see load_validation_tokens
+
         local = torch.from_numpy(chunk[self.rank * span : (self.rank + 1) * span].astype(np.int64))
         return local[:-1].reshape(-1, seq_len), local[1:].reshape(-1, seq_len)

@@ -13,12 +13,15 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sentencepiece as spm
 
 from golf.errors import GolfError
-from golf.eval.bpb import ByteLUTs
+
+if TYPE_CHECKING:
+    from golf.eval.bpb import ByteLUTs
 
 BOS_ID = 1
 # A fixed thread count: BPE merges are then the same on every machine.
@@ -96,13 +99,15 @@ def load_tokenizer(path: str | os.PathLike) -> spm.SentencePieceProcessor:
         raise GolfError(f"{path} is not a SentencePiece model") from None
 
 
-def build_byte_luts(sp: spm.SentencePieceProcessor, vocab_size: int | None = None) -> ByteLUTs:
+def build_byte_luts(sp: spm.SentencePieceProcessor, vocab_size: int | None = None) -> "ByteLUTs":
     """The canonical byte tables over max(sp vocab, vocab_size) ids (reference.md 1.6).
 
     Control, unknown and unused ids (and ids beyond the tokenizer) are boundaries worth 0 bytes;
     a byte-fallback piece <0xNN> is 1 byte; any other piece is the UTF-8 length of its text after
     one leading "▁" is stripped, and that "▁" is a space byte unless the previous token is a boundary.
     """
+    from golf.eval.bpb import ByteLUTs  # imports torch, which loading a tokenizer does not need
+
     table_size = max(sp.vocab_size(), vocab_size or 0)
     base_bytes = np.zeros(table_size, dtype=np.int32)
     has_leading_space = np.zeros(table_size, dtype=bool)
