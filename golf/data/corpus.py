@@ -68,12 +68,13 @@ def write_split(out_dir: Path, split: str, tokens: np.ndarray, shard_tokens: int
 
 
 def unigram_baseline(train_tokens: np.ndarray, val_tokens: np.ndarray, luts: ByteLUTs) -> BpbAccumulator:
-    """Every val target scored by add-one-smoothed unigram frequencies of the train tokens."""
+    """Every val target (all of tokens[1:], no truncation) scored by add-one-smoothed unigram
+    frequencies of the train tokens, BOS included: the floor a trained model has to beat."""
     counts = np.bincount(train_tokens, minlength=luts.vocab_size).astype(np.float64)
-    log_probs = np.log((counts + 1.0) / (counts.sum() + luts.vocab_size))
-    targets = torch.from_numpy(val_tokens[1:].astype(np.int64))
+    nll_of = torch.from_numpy(-np.log((counts + 1.0) / (counts.sum() + luts.vocab_size)))
+    tokens = torch.from_numpy(val_tokens.astype(np.int64))
     acc = BpbAccumulator()
-    acc.add(torch.from_numpy(-log_probs[targets.numpy()]), torch.from_numpy(val_tokens[:-1].astype(np.int64)), targets, luts)
+    acc.add(nll_of[tokens[1:]], tokens[:-1], tokens[1:], luts)
     return acc
 
 
