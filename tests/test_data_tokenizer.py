@@ -48,6 +48,11 @@ def test_a_text_is_trained_as_one_sentence_per_line(trained, tmp_path):
     assert from_text.read_bytes() == from_lines.read_bytes()
 
 
+def test_too_small_a_vocabulary_is_one_clear_line(trained, tmp_path):
+    with pytest.raises(GolfError, match=r"vocabulary size 270 is too small for this text: it needs at least \d+"):
+        train_tokenizer(trained[1], 270, tmp_path / "tiny")
+
+
 def test_load_tokenizer_errors(tmp_path):
     with pytest.raises(GolfError, match="not found"):
         load_tokenizer(tmp_path / "missing.model")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +54,18 @@ def _log_sink():
     return open(os.devnull, "w")
 
 
+def _training_error(message: str) -> str:
+    """One readable line for a SentencePiece trainer failure."""
+    too_small = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", message)
+    if too_small:
+        asked, needed = too_small.groups()
+        return (
+            f"vocabulary size {asked} is too small for this text: it needs at least {needed} "
+            "(4 special ids, 256 byte pieces and one per kept character)"
+        )
+    return f"tokenizer training failed: {(message.strip().splitlines() or ['unknown error'])[0]}"
+
+
 def train_tokenizer(text_or_iterator: str | Iterable[str], vocab_size: int, out_prefix: str | os.PathLike) -> Path:
     """Train a BPE model on a text (one sentence per line) or on an iterable of documents.
 
@@ -77,7 +90,7 @@ def train_tokenizer(text_or_iterator: str | Iterable[str], vocab_size: int, out_
             **TRAINER_FLAGS,
         )
     except RuntimeError as exc:
-        raise GolfError(f"tokenizer training failed: {str(exc).strip().splitlines()[0]}") from None
+        raise GolfError(_training_error(str(exc))) from None
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     model_path = out_prefix.with_name(out_prefix.name + ".model")
     model_path.write_bytes(model.getvalue())
