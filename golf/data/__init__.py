@@ -1,0 +1,1 @@
+"""Data: the shard format and loaders, the SentencePiece tokenizer and byte tables, the demo corpus, the FineWeb download."""
