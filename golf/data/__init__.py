@@ -1,1 +1,1 @@
-"""Data: the shard format and loaders, the SentencePiece tokenizer and byte tables, the demo corpus, the FineWeb download."""
+"""Data: shard format and loaders, SentencePiece tokenizer and byte tables, demo corpus, download."""
