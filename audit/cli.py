@@ -72,6 +72,7 @@ def audit_static(path: str, logs: tuple[str, ...] = ()) -> Report:
         "logs": sorted(sub.logs),
         "config_source": ctx.config_source,
         "normalization": _notes(normalized),
+        "virtual_files": {name: list(where) for name, where in normalized.virtual.items()},
         "seconds": round(time.perf_counter() - start, 3),
     }
     return report

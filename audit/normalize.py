@@ -53,12 +53,23 @@ class Normalized:
     notes: list[Note] = field(default_factory=list)
     helpers: list[str] = field(default_factory=list)  # helper files inlined, relative paths
     path: str = ""  # the normalised file, relative to the folder
+    # lines decoded from a shim are named "<file>#decoded" (numbered within the decoded text);
+    # this maps each such name to the (file, line) of the exec that carries it
+    virtual: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def line_map(self, line: int) -> tuple[str, int]:
         """(original relative path, original 1-based line) of normalised 1-based `line`."""
         if 1 <= line <= len(self.origins):
             return self.origins[line - 1]
         return (self.origins[-1] if self.origins else ("", line))
+
+    def real_location(self, path: str, line: int) -> tuple[str, int]:
+        """A (file, line) that exists on disk: a decoded line resolves to its exec statement."""
+        seen = 0
+        while path in self.virtual and seen < MAX_LAYERS:
+            path, line = self.virtual[path]
+            seen += 1
+        return path, line
 
     @property
     def files(self) -> list[str]:
@@ -520,6 +531,7 @@ class _Normalizer:
         self.files = folder if isinstance(folder, Mapping) else None
         self.inlined: set[str] = set()  # files already inlined anywhere in this normalisation
         self.masked = False  # some text needed PEP 701 f-string masking to parse
+        self.virtual: dict[str, tuple[str, int]] = {}  # decoded text name -> (file, line) of its exec
 
     # -- files of the folder ----------------------------------------------------------------
     def _sibling(self, current: str, target: str) -> str | None:
@@ -566,14 +578,15 @@ class _Normalizer:
         return found
 
     # -- one file ---------------------------------------------------------------------------
-    def normalize(self, text: str, path: str, depth: int = 0, virtual_line: int = 0,
+    def normalize(self, text: str, path: str, depth: int = 0, label: str | None = None,
                   tree: ast.Module | None = None) -> Normalized:
-        """Normalise `text`; when `virtual_line` is set the text is decoded from a shim at that
-        line of `path`, and every line it yields maps there."""
+        """Normalise `text`, the file `path` (where siblings are looked up); `label` names the
+        text's lines when it is not a file of the folder (a decoded shim: "train_gpt.py#decoded")."""
         lines = _split_lines(text)
+        label = label or path
 
         def origin(line: int) -> tuple[str, int]:
-            return (path, virtual_line or line)
+            return (label, line)
 
         notes: list[Note] = []
         helpers: list[str] = []
@@ -594,7 +607,7 @@ class _Normalizer:
                 nodes.append(node)
         for node in nodes:
             if (payload := _exec_payload(node)) is not None:
-                edit = self._exec_edit(node, payload, evaluator, path, depth, virtual_line, lines, notes)
+                edit = self._exec_edit(node, payload, evaluator, path, depth, label, lines, notes)
                 if edit is not None:
                     edits.append(edit)
                     helpers.extend(edit.body.helpers)
@@ -635,8 +648,8 @@ class _Normalizer:
                     out.append(rel)
         return out
 
-    def _exec_edit(self, stmt, payload, evaluator, path, depth, virtual_line, lines, notes) -> _Edit | None:
-        line = virtual_line or stmt.lineno
+    def _exec_edit(self, stmt, payload, evaluator, path, depth, label, lines, notes) -> _Edit | None:
+        line = stmt.lineno
         target = _read_target(payload)
         try:
             if depth >= MAX_LAYERS:
@@ -649,7 +662,7 @@ class _Normalizer:
                     raise _Unresolvable(f"{rel} is executed twice (cycle)")
                 self.inlined.add(rel)
                 body = self.normalize(self._read(rel), rel, depth + 1)
-                body.notes.insert(0, Note("indirection", path, line, f"exec of {rel} inlined"))
+                body.notes.insert(0, Note("indirection", label, line, f"exec of {rel} inlined"))
                 body.helpers.insert(0, rel)
             else:
                 evaluator.used.clear()
@@ -664,13 +677,15 @@ class _Normalizer:
                 except (SyntaxError, ValueError) as exc:
                     raise _Unresolvable(f"decoded text is not valid Python ({exc.msg if isinstance(exc, SyntaxError) else exc})")
                 layers = "+".join(reversed(evaluator.used)) or "literal"
-                body = self.normalize(decoded, path, depth + 1, virtual_line=line, tree=tree)
-                body.notes.insert(0, Note("decoded", path, line,
+                virtual = f"{path}#decoded" + (str(len(self.virtual) + 1) if self.virtual else "")
+                self.virtual[virtual] = (label, line)
+                body = self.normalize(decoded, path, depth + 1, label=virtual, tree=tree)
+                body.notes.insert(0, Note("decoded", label, line,
                                           f"{layers} shim decoded ({len(decoded.encode())} bytes, "
                                           f"{decoded.count(chr(10)) + 1} lines)"))
         except (_Unresolvable, UnicodeDecodeError, OSError) as exc:
             if target is not None or _looks_like_shim(payload, evaluator):
-                notes.append(Note("undecodable", path, line, str(exc)))
+                notes.append(Note("undecodable", label, line, str(exc)))
             return None
         indent = lines[stmt.lineno - 1][: len(lines[stmt.lineno - 1]) - len(lines[stmt.lineno - 1].lstrip())]
         return _Edit(stmt.lineno, stmt.end_lineno or stmt.lineno, stmt.col_offset, stmt.end_col_offset or 0,
@@ -732,5 +747,6 @@ def normalize_source(
     result = normalizer.normalize(text, path)
     if normalizer.masked:
         result.text = _requote_fstrings(result.text)
+    result.virtual = dict(normalizer.virtual)
     result.path = path
     return result

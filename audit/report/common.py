@@ -31,6 +31,20 @@ def location(report: Report, finding: Finding) -> str:
     return joined
 
 
+def real_location(report: Report, finding: Finding) -> tuple[str, int, str]:
+    """(file, line, note) on disk: a finding in decoded shim code ("train_gpt.py#decoded", line N)
+    points at the exec that carries the shim, and the note says which decoded line it was."""
+    virtual = (report.stats or {}).get("virtual_files", {})
+    path, line, note = finding.path, finding.line, ""
+    hops = 0
+    while path in virtual and hops < 8:
+        note = note or f" (line {line} of the code decoded from {path.split('#')[0]})"
+        path, line = virtual[path]
+        hops += 1
+    moved = Finding(**{**finding.to_dict(), "path": path, "line": line})
+    return location(report, moved), line, note
+
+
 def sorted_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.path, f.line, f.code))
 

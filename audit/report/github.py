@@ -7,7 +7,7 @@ values also ':' and ','.
 from __future__ import annotations
 
 from audit.finding import Report
-from audit.report.common import location, sorted_findings
+from audit.report.common import real_location, sorted_findings
 
 LEVELS = {"error": "error", "warning": "warning", "note": "notice"}
 
@@ -27,12 +27,13 @@ def render(reports: list[Report]) -> str:
             lines.append(f"::error file={_prop(report.path)},title={_prop('golf audit')}::{_data(report.error)}")
             continue
         for f in sorted_findings(report.findings):
-            props = [f"file={_prop(location(report, f))}"]
-            if f.line > 0:
-                props.append(f"line={f.line}")
-                if f.col > 0:
+            where, line, decoded = real_location(report, f)
+            props = [f"file={_prop(where)}"]
+            if line > 0:
+                props.append(f"line={line}")
+                if f.col > 0 and not decoded:
                     props.append(f"col={f.col}")
             props.append(f"title={_prop(f'{f.code} {f.rule}')}")
-            message = f.message + (f" [confidence: {f.confidence}]" if f.confidence != "high" else "")
+            message = f.message + decoded + (f" [confidence: {f.confidence}]" if f.confidence != "high" else "")
             lines.append(f"::{LEVELS[f.severity]} {','.join(props)}::{_data(message)}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -6,7 +6,7 @@ import json
 
 import golf
 from audit.finding import Report
-from audit.report.common import catalogue, docs_url, location, sorted_findings
+from audit.report.common import catalogue, docs_url, real_location, sorted_findings
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "note": "note"}
@@ -40,13 +40,14 @@ def _run(report: Report) -> dict:
     index = {code: i for i, code in enumerate(codes)}
     results = []
     for f in findings:
+        where, line, decoded = real_location(report, f)
         region = {}
-        if f.line > 0:
-            region["startLine"] = f.line
-            region["startColumn"] = max(f.col, 1)
-            if f.evidence:
+        if line > 0:
+            region["startLine"] = line
+            region["startColumn"] = max(f.col, 1) if not decoded else 1
+            if f.evidence and not decoded:
                 region["snippet"] = {"text": f.evidence}
-        physical = {"artifactLocation": {"uri": location(report, f)}}
+        physical = {"artifactLocation": {"uri": where}}
         if region:
             physical["region"] = region
         results.append({
@@ -54,7 +55,7 @@ def _run(report: Report) -> dict:
             "ruleIndex": index[f.code],
             "level": LEVELS[f.severity],
             "rank": RANK[f.confidence],
-            "message": {"text": f"{f.rule}: {f.message}"},
+            "message": {"text": f"{f.rule}: {f.message}{decoded}"},
             "locations": [{"physicalLocation": physical}],
             "properties": {"rule": f.rule, "confidence": f.confidence},
         })

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audit.finding import Report
-from audit.report.common import location, sorted_findings
+from audit.report.common import sorted_findings
 
 STYLES = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "ERROR": "bold magenta"}
 SEVERITY_STYLES = {"error": "red", "warning": "yellow", "note": "dim"}
@@ -44,14 +44,14 @@ def _verdict_panel(report: Report) -> Panel:
 
 
 def _table(report: Report) -> Table:
-    table = Table(show_lines=False, expand=True)
+    table = Table(show_lines=True, expand=True)
     table.add_column("sev", no_wrap=True)
     table.add_column("code", no_wrap=True)
     table.add_column("rule", no_wrap=True)
-    table.add_column("location", overflow="fold")
+    table.add_column("location", overflow="fold", ratio=1)
     table.add_column("message", ratio=3)
     for f in sorted_findings(report.findings):
-        where = location(report, f) + (f":{f.line}" if f.line else "")
+        where = (f.path or ".") + (f":{f.line}" if f.line else "")  # relative: the panel names the folder
         table.add_row(Text(f.severity, style=SEVERITY_STYLES[f.severity]), f.code, f.rule, where,
                       f.message + ("" if f.confidence == "high" else f" ({f.confidence} confidence)"))
     return table
@@ -66,7 +66,7 @@ def _snippets(report: Report) -> list:
         start = f.line if f.line > 0 and lexer == "python" else 1
         out.append(Panel(Syntax(f.evidence, lexer, line_numbers=lexer == "python", start_line=start,
                                 word_wrap=True, theme="ansi_dark"),
-                         title=f"{f.code} {f.rule} {location(report, f)}" + (f":{f.line}" if f.line else ""),
+                         title=f"{f.code} {f.rule} {f.path or '.'}" + (f":{f.line}" if f.line else ""),
                          title_align="left", border_style=SEVERITY_STYLES[f.severity]))
     return out
 

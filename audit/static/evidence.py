@@ -1,0 +1,315 @@
+"""Evidence the front-end rules share: run-log facts, README/submission.json claims, the code
+inventory (what was unwrapped, inlined and shipped) and a few call-graph facts of the entry file.
+
+Everything is computed once per AuditContext and cached on it. Contexts built by
+audit/submission.py carry their normalisation; rule snippets (engine.context_from_snippet) do not,
+so `normalization(ctx)` recomputes it from the snippet's own files, never from disk.
+"""
+
+from __future__ import annotations
+
+import ast
+import lzma
+import re
+import base64
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from audit.normalize import Normalized, normalize_source
+from audit.runner.logs import RunSummary, parse_log
+from audit.static.rule import AuditContext, SourceFile
+
+ARTIFACT_LIMIT = 16_000_000  # decimal bytes (README FAQ: "16,000,000 total bytes")
+TRAIN_LIMIT_MS = 600_000
+EVAL_LIMIT_S = 600.0
+CODE_SUFFIXES = (".py", ".c", ".cc", ".cpp", ".cu", ".cuh", ".h", ".hpp", ".so", ".sh", ".pyx")
+NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".cu", ".cuh", ".so", ".pyx")
+
+
+def _cached(ctx: AuditContext, key: str, build):
+    cache = ctx.__dict__.setdefault("_front_evidence", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+# -- normalisation and code inventory ---------------------------------------------------------
+
+
+def normalization(ctx: AuditContext) -> Normalized | None:
+    """The entry's normalisation (from audit/submission.py, or recomputed for a snippet)."""
+    existing = getattr(ctx, "normalized", None)
+    if existing is not None:
+        return existing
+    if ctx.entry is None:
+        return None
+    return _cached(ctx, "normalized", lambda: normalize_source(
+        ctx.entry.text, ctx.entry.path, {f.path: f.text for f in ctx.files}))
+
+
+def original_texts(ctx: AuditContext) -> dict[str, str]:
+    """The Python files of the submission as shipped (before normalisation)."""
+    sub = getattr(ctx, "submission_files", None)
+    if sub is not None:
+        return dict(sub.python)
+    return {f.path: f.text for f in ctx.files}
+
+
+def file_sizes(ctx: AuditContext) -> dict[str, int]:
+    """Bytes of every file of the folder (snippets: their texts)."""
+    sub = getattr(ctx, "submission_files", None)
+    if sub is not None:
+        return dict(sub.sizes)
+    return {path: len(text.encode("utf-8")) for path, text in original_texts(ctx).items()}
+
+
+def is_single_file(ctx: AuditContext) -> bool:
+    sub = getattr(ctx, "submission_files", None)
+    return bool(sub is not None and sub.single_file)
+
+
+def lzma_wrapper_bytes(code: str) -> int:
+    """Bytes of `code` as the records' lzma(raw)+base85 self-extracting train_gpt.py."""
+    packed = lzma.compress(code.encode("utf-8"), format=lzma.FORMAT_RAW,
+                           filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
+    head = 'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("'
+    tail = '"),format=L.FORMAT_RAW,filters=[{"id":L.FILTER_LZMA2}]))\n'
+    return len(head) + len(base64.b85encode(packed)) + len(tail)
+
+
+@dataclass
+class CodeInventory:
+    entry: str
+    entry_bytes: int  # the entry file as shipped (what most records count)
+    entry_is_wrapper: bool  # the entry is a self-extracting shim
+    decoded_bytes: int  # the entry's code after unwrapping shims (helpers not included)
+    wrapped_bytes: int  # the entry's own code as an lzma+base85 wrapper (the shim's size if it is one)
+    inlined: list[str] = field(default_factory=list)  # helpers / exec(open()) targets executed
+    native: list[str] = field(default_factory=list)  # native sources / binaries shipped
+    shipped: dict[str, int] = field(default_factory=dict)  # every code file of the folder -> bytes
+
+    @property
+    def shipped_bytes(self) -> int:
+        return sum(self.shipped.values())
+
+
+def code_inventory(ctx: AuditContext) -> CodeInventory | None:
+    if ctx.entry is None:
+        return None
+
+    def build() -> CodeInventory:
+        norm = normalization(ctx)
+        texts = original_texts(ctx)
+        sizes = file_sizes(ctx)
+        entry = ctx.entry.path
+        raw = texts.get(entry, ctx.entry.text)
+        decoded_notes = [n for n in norm.notes if n.kind == "decoded" and n.path == entry] if norm else []
+        own_lines = [line for line, (path, _) in zip(norm.text.split("\n"), norm.origins)
+                     if path == entry or path.startswith(entry + "#")] if norm else []
+        decoded = "\n".join(own_lines) if decoded_notes else raw
+        wrapped = len(raw.encode("utf-8")) if decoded_notes else lzma_wrapper_bytes(raw)
+        shipped = {p: n for p, n in sizes.items() if p.endswith(CODE_SUFFIXES) and not p.startswith("<log>/")}
+        return CodeInventory(
+            entry=entry,
+            entry_bytes=len(raw.encode("utf-8")),
+            entry_is_wrapper=bool(decoded_notes),
+            decoded_bytes=len(decoded.encode("utf-8")),
+            wrapped_bytes=wrapped,
+            inlined=list(norm.helpers) if norm else [],
+            native=sorted(p for p in shipped if p.endswith(NATIVE_SUFFIXES)),
+            shipped=shipped,
+        )
+
+    return _cached(ctx, "inventory", build)
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+
+def run_logs(ctx: AuditContext) -> dict[str, RunSummary]:
+    """RunSummary of every log that reads like a run (has a score, a time or a size)."""
+
+    def build():
+        out = {}
+        for name, text in sorted(ctx.logs.items()):
+            summary = parse_log(text, source=name)
+            if any(v is not None for v in (summary.val_bpb, summary.train_seconds, summary.eval_seconds,
+                                            summary.artifact_bytes)):
+                out[name] = summary
+        return out
+
+    return _cached(ctx, "logs", build)
+
+
+def log_line(text: str, pattern: re.Pattern) -> tuple[int, str] | None:
+    """(1-based line, text) of the first line of `text` matching `pattern`."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if pattern.search(line):
+            return i, line.strip()
+    return None
+
+
+# -- claims -----------------------------------------------------------------------------------
+
+_README_BPB = re.compile(r"val[_ ]bpb[^0-9\n]{0,40}?(\d\.\d{3,})", re.IGNORECASE)
+_README_SEEDS = re.compile(r"\b(\d{1,2}|three|five|two|one|four)[- ]seeds?\b", re.IGNORECASE)
+_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+
+
+@dataclass
+class Claims:
+    val_bpb: tuple[float, str] | None = None  # (value, where)
+    seeds: tuple[int, str] | None = None
+    artifact_bytes: tuple[int, str] | None = None
+    train_seconds: tuple[float, str] | None = None
+    eval_seconds: tuple[float, str] | None = None
+    text: str = ""  # README + blurb, for phrase claims
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def claims(ctx: AuditContext) -> Claims:
+    def build() -> Claims:
+        meta = ctx.submission if isinstance(ctx.submission, dict) else {}
+        out = Claims(text="\n".join(str(x) for x in (ctx.readme or "", meta.get("blurb", "")) if x))
+        if _number(meta.get("val_bpb")) is not None:
+            out.val_bpb = (float(meta["val_bpb"]), "submission.json val_bpb")
+        elif ctx.readme and (m := _README_BPB.search(ctx.readme)):
+            out.val_bpb = (float(m.group(1)), "README.md")
+        seeds = meta.get("seeds")
+        results = meta.get("seed_results")
+        if isinstance(seeds, list) and seeds:
+            out.seeds = (len(seeds), "submission.json seeds")
+        elif isinstance(results, dict) and results:
+            out.seeds = (len(results), "submission.json seed_results")
+        elif ctx.readme and (m := _README_SEEDS.search(ctx.readme)):
+            word = m.group(1).lower()
+            out.seeds = (int(_WORD_NUMBERS.get(word, word)), "README.md")
+        for key in ("artifact_bytes_max", "bytes_total", "artifact_bytes"):
+            if _number(meta.get(key)) is not None:
+                out.artifact_bytes = (int(meta[key]), f"submission.json {key}")
+                break
+        if isinstance(results, dict):
+            per_seed = [r.get("artifact_bytes") for r in results.values() if isinstance(r, dict)]
+            per_seed = [int(v) for v in per_seed if _number(v) is not None]
+            if per_seed and (out.artifact_bytes is None or max(per_seed) > out.artifact_bytes[0]):
+                out.artifact_bytes = (max(per_seed), "submission.json seed_results.artifact_bytes")
+            for key, attr in (("train_time_s", "train_seconds"), ("eval_time_s", "eval_seconds")):
+                values = [r.get(key) for r in results.values() if isinstance(r, dict)]
+                values = [float(v) for v in values if _number(v) is not None]
+                if values:
+                    setattr(out, attr, (max(values), f"submission.json seed_results.{key}"))
+        for key, attr in (("train_time_s_mean", "train_seconds"), ("eval_time_s_mean", "eval_seconds")):
+            if getattr(out, attr) is None and _number(meta.get(key)) is not None:
+                setattr(out, attr, (float(meta[key]), f"submission.json {key}"))
+        return out
+
+    return _cached(ctx, "claims", build)
+
+
+# -- code facts -------------------------------------------------------------------------------
+
+
+def python_files(ctx: AuditContext) -> Iterator[SourceFile]:
+    """The source files with an ast analysis (every file the engine parsed)."""
+    for src in ctx.files:
+        if getattr(src.analysis, "tree", None) is not None:
+            yield src
+
+
+def line_text(src: SourceFile, line: int) -> str:
+    lines = _cached_lines(src)
+    return lines[line - 1].strip() if 1 <= line <= len(lines) else ""
+
+
+def _cached_lines(src: SourceFile) -> list[str]:
+    lines = getattr(src, "_front_lines", None)
+    if lines is None:
+        lines = src.text.splitlines()
+        try:
+            src._front_lines = lines
+        except AttributeError:
+            pass
+    return lines
+
+
+def dotted_name(node: ast.AST) -> str:
+    """`torch.utils.cpp_extension.load` for an attribute chain, `f` for a name, "" otherwise."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+def import_aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> full dotted name for the imports of a module (any depth)."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                names[a.asname or a.name] = f"{node.module}.{a.name}"
+    return names
+
+
+def resolved_call_name(call: ast.Call, aliases: dict[str, str]) -> str:
+    """The dotted callee of `call` with import aliases expanded (`hf.snapshot_download` ->
+    `huggingface_hub.snapshot_download`)."""
+    name = dotted_name(call.func)
+    if not name:
+        return ""
+    head, _, rest = name.partition(".")
+    full = aliases.get(head, head)
+    return f"{full}.{rest}" if rest else full
+
+
+def string_constants(node: ast.AST) -> Iterator[str]:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            yield sub.value
+
+
+def called_functions(ctx_src: SourceFile) -> set[str]:
+    """Names of the functions of the file that some code calls or passes on (reachability, coarse)."""
+    analysis = ctx_src.analysis
+    names = set(analysis.calls)
+    for node in ast.walk(analysis.tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+    return names
+
+
+def in_dead_function(src: SourceFile, node: ast.AST) -> bool:
+    """True when `node` sits in a function that nothing in the file calls or references."""
+    analysis = src.analysis
+    fn = analysis.enclosing_function(node)
+    if fn is None:
+        return False
+    used = _cached_used(src)
+    while fn is not None:
+        if fn.name in used or fn.name.startswith("__"):
+            return False
+        fn = analysis.enclosing_function(fn)
+    return True
+
+
+def _cached_used(src: SourceFile) -> set[str]:
+    used = getattr(src, "_front_used", None)
+    if used is None:
+        used = called_functions(src)
+        # a function's own recursive call is not a use; neither is its definition
+        try:
+            src._front_used = used
+        except AttributeError:
+            pass
+    return used
