@@ -234,7 +234,10 @@ class Evaluator:
                 return self.config.env[env][0]
             elif env in self.config.params and self.override is None:
                 return self._name(env)
-            return self._fold(default) if default is not None else None
+            value = self._fold(default) if default is not None else None
+            if self.override is None:
+                self.used.append(f"{env}={value!r} (default)")
+            return value
         if isinstance(node, ast.Name):
             return UNKNOWN if node.id in ("True", "False", "None") else self._name(node.id)
         if isinstance(node, ast.Attribute):

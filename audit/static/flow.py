@@ -1,0 +1,1056 @@
+"""Data flow of validation tokens and targets through one file: taint, summaries, score/update order.
+
+Every value carries a set of *kinds*:
+
+    V   derived from the validation tokens (val_tokens, load_validation_tokens(...), fineweb_val_*
+        globs, a loader called with "val", parameters that receive such values)
+    T   a target: a val slice shifted by one (`val[w + 1 : ...]`, `toks[1:]`) or anything made from it
+    N   a size of val data (numel/len/shape): not data, but tells a full-length slice from a subset
+    R   drawn with random indices (torch.randint, np.random...)
+    B   read from a file blob (lzma/zlib decompress, np.frombuffer, read_bytes...)
+    o:L a value looked up *at the target* (gather / subscript / .get with a target) at line L
+    p:i depends on the function's i-th parameter (symbolic; substituted at each call site)
+
+Kinds flow through assignments, tuple unpacking, slicing and subscripts, attribute loads, in-place
+container writes, calls (library calls: the union of their arguments and receiver; calls of this
+file's functions: the callee's summary with p:i replaced by the arguments' kinds) and returns.
+Shape queries (numel, len, size, shape, zeros_like...) turn V into N.
+
+Events recorded per function, in source order: *updates* (`.backward()` / autograd.grad on a V loss;
+writes into tables/caches indexed by V values), *scores* (accumulation of V/T values into a reported
+accumulator: a variable that reaches the function's return, or an accumulator passed in by the
+caller), *hooks* (forward-hook registration). Calls of this file's functions carry the callee's
+events to the call line. `FlowAnalysis.violations` then decides the order along the control flow:
+an update must come after the scoring of the same data (TTT-3 shape: scoring earlier in the same
+loop iteration); a val update not scored inside its function is a "pure" update that must not be
+followed by scoring in its caller; a score after a model was mutated by val updates is s_1; and the
+local target-taint checks (C1/C2/ORACLE-1/PREFIX-1/DATA-3/CALIB-*) run on the same kinds.
+Only code reachable under the resolved configuration produces events.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterable
+
+from audit.static.analysis import FileAnalysis, callee_name
+
+V, T, N, R, B = "V", "T", "N", "R", "B"
+VAL_NAME = re.compile(r"^(val|valid|validation)(_data)?(_tokens?|_ids|_token_ids)?$|^val_tokens\w*$|^all_val\w*$")
+VAL_STRING = re.compile(r"^(val|valid|validation)$|fineweb_val|_val_\*|val_\*|_val\.bin")
+SHAPE_CALLS = {"numel", "size", "len", "dim", "nelement", "zeros_like", "ones_like", "empty_like", "full_like",
+               "ceil", "floor"}
+SHAPE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda", "itemsize"}
+RANDOM_CALLS = {"randint", "randperm", "choice", "permutation", "shuffle", "sample", "rand", "randn",
+                "integers", "random"}
+BLOB_CALLS = {"decompress", "frombuffer", "read_bytes", "b85decode", "b64decode"}
+CONSTRUCTORS = {"zeros", "ones", "empty", "full", "arange", "tensor", "zeros_like", "ones_like", "empty_like",
+                "full_like", "list", "dict", "set", "defaultdict", "Counter", "array", "linspace"}
+CACHE_WRITE_CALLS = {"index_add_", "scatter_add_", "index_put_", "put_", "scatter_", "index_copy_",
+                     "masked_scatter_"}
+INPLACE_CONTAINER = {"append", "extend", "add", "update", "copy_", "add_", "insert", "setdefault", "__setitem__"}
+HOOK_CALLS = {"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+              "register_backward_hook"}
+MIN_CALLS = {"min", "minimum", "fmin", "amin", "nanmin"}
+BLEND_CALLS = {"logaddexp", "logsumexp", "log1p", "max", "maximum", "lerp"}
+
+
+def _kinds_has(kinds: Iterable[str], kind: str) -> bool:
+    return kind in kinds
+
+
+@dataclass
+class Event:
+    kind: str  # update | score | cache | hook | knob
+    line: int
+    node: ast.AST
+    kinds: frozenset  # symbolic kinds of the data behind it (p:i for parameters)
+    via: str = ""  # "f -> g" when carried from a callee
+    status: str = ""  # for updates: unscored | scored (decided inside the callee)
+    warmup: bool = False  # inside a warm-up / compile context
+    local_params: bool = False  # the update trains tensors created in this function (SLOT)
+    origin_line: int = 0  # the line of the innermost event (in the callee)
+
+
+@dataclass
+class Violation:
+    rule: str  # rule id of shared/spec/rules.md
+    line: int
+    message: str
+    evidence: str
+    severity: str | None = None
+    confidence: str | None = None
+
+
+@dataclass
+class FuncFacts:
+    node: ast.AST  # FunctionDef or Module
+    name: str
+    params: list[str]
+    kinds: dict[str, list] = field(default_factory=dict)  # name -> [[binding line, kinds], ...]
+    loop_spans: list = field(default_factory=list)  # (first, last line) of every loop in the function
+    deps: dict[str, set] = field(default_factory=dict)  # name -> names it was computed from
+    local_objects: set = field(default_factory=set)  # names bound to fresh containers/tensors here
+    grad_locals: set = field(default_factory=set)  # fresh tensors with requires_grad (SLOT deltas)
+    returns: set = field(default_factory=set)
+    events: list = field(default_factory=list)
+    param_in: dict[int, set] = field(default_factory=dict)  # param index -> kinds at call sites
+    stmts: list = field(default_factory=list)  # own statements (nested defs excluded), reachable
+
+    def lookup(self, name: str, line: int) -> set | None:
+        """Kinds of `name` used at `line`: bindings above it, or anywhere in a loop around both
+        (reaching definitions without kills; None when the function never binds the name)."""
+        bindings = self.kinds.get(name)
+        if bindings is None:
+            return None
+        out = set()
+        for bline, kinds in bindings:
+            if bline <= line or any(a <= line and bline <= b for a, b in self.loop_spans):
+                out |= kinds
+        return out
+
+    def bind(self, name: str, line: int, kinds: set) -> bool:
+        bindings = self.kinds.setdefault(name, [])
+        for entry in bindings:
+            if entry[0] == line:
+                if kinds <= entry[1]:
+                    return False
+                entry[1] |= kinds
+                return True
+        bindings.append([line, set(kinds)])
+        return True
+
+
+class FlowAnalysis:
+    """Taint facts and order violations of one file (see the module docstring)."""
+
+    def __init__(self, fa: FileAnalysis):
+        self.fa = fa
+        self.attr_kinds: dict[str, set] = {}  # attribute name -> kinds stored into it anywhere
+        self.funcs: dict[ast.AST, FuncFacts] = {}
+        self.by_name: dict[str, list[FuncFacts]] = {}
+        self._collect()
+        for _ in range(3):
+            changed = False
+            for facts in self.funcs.values():
+                changed |= self._propagate(facts)
+            changed |= self._params_from_call_sites()
+            if not changed:
+                break
+        for facts in self.funcs.values():
+            self._events(facts)
+        for _ in range(2):  # callee events reach callers through the call graph
+            for facts in self.funcs.values():
+                self._carry_callee_events(facts)
+
+    # -- structure -------------------------------------------------------------------------
+    def _collect(self) -> None:
+        module = FuncFacts(node=self.fa.tree, name="<module>", params=[])
+        self.funcs[self.fa.tree] = module
+        for name, defs in self.fa.functions.items():
+            for fn in defs:
+                args = fn.args
+                params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+                if args.vararg:
+                    params.append(args.vararg.arg)
+                facts = FuncFacts(node=fn, name=name, params=params)
+                self.funcs[fn] = facts
+                self.by_name.setdefault(name, []).append(facts)
+        for facts in self.funcs.values():
+            facts.stmts = [s for s in self._own_nodes(facts.node) if isinstance(s, ast.stmt) and self.fa.reachable(s)]
+            for i, p in enumerate(facts.params):
+                facts.bind(p, 0, {f"p:{i}"} | ({V} if VAL_NAME.match(p) else set()))
+            facts.loop_spans = [(s.lineno, s.end_lineno) for s in facts.stmts
+                                if isinstance(s, (ast.For, ast.AsyncFor, ast.While))]
+
+    def _own_nodes(self, root: ast.AST):
+        """Nodes of a function (or module) body, not descending into nested defs/classes' methods."""
+        body = root.body if hasattr(root, "body") else []
+        stack = list(reversed(body))
+        while stack:
+            node = stack.pop()
+            yield node
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+    def facts_of(self, node: ast.AST) -> FuncFacts:
+        fn = self.fa.enclosing_function(node)
+        return self.funcs[fn if fn is not None else self.fa.tree]
+
+    def callees(self, call: ast.Call) -> list[FuncFacts]:
+        name = callee_name(call)
+        return self.by_name.get(name, []) if name else []
+
+    # -- kinds of expressions --------------------------------------------------------------
+    def kinds(self, expr: ast.AST | None, facts: FuncFacts, bound: dict | None = None) -> set:
+        if expr is None:
+            return set()
+        k = self._kinds(expr, facts, bound or {})
+        return k
+
+    def _kinds(self, e: ast.AST, f: FuncFacts, bound: dict) -> set:
+        if isinstance(e, ast.Name):
+            if e.id in bound:
+                return set(bound[e.id])
+            found = f.lookup(e.id, e.lineno)
+            if found is None:
+                found = self.module_facts.lookup(e.id, 10**9) or set()
+            out = set(found)
+            if VAL_NAME.match(e.id):
+                out.add(V)
+            return out
+        if isinstance(e, ast.Constant):
+            return {V} if isinstance(e.value, str) and VAL_STRING.search(e.value) else set()
+        if isinstance(e, ast.Attribute):
+            if e.attr in SHAPE_ATTRS:
+                return self._shape(self._kinds(e.value, f, bound))
+            out = self._kinds(e.value, f, bound) | self.attr_kinds.get(e.attr, set())
+            if VAL_NAME.match(e.attr) or e.attr in ("val_files", "val_pattern", "val_path"):
+                out.add(V)
+            return out
+        if isinstance(e, ast.Subscript):
+            base = self._kinds(e.value, f, bound)
+            index = self._kinds(e.slice, f, bound)
+            out = base | {k for k in index if k != N}
+            if V in base and _shifted_by_one(e.slice):
+                out.add(T)
+            if T in index and V not in base and not _is_lut(e.value):
+                out.add(f"o:{e.lineno}")
+            return out
+        if isinstance(e, ast.Call):
+            return self._call_kinds(e, f, bound)
+        if isinstance(e, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            inner = dict(bound)
+            out = set()
+            for gen in e.generators:
+                it = self._kinds(gen.iter, f, inner)
+                out |= it
+                for name in _names_in_target(gen.target):
+                    inner[name] = it
+            elts = [e.key, e.value] if isinstance(e, ast.DictComp) else [e.elt]
+            for elt in elts:
+                out |= self._kinds(elt, f, inner)
+            return out
+        if isinstance(e, ast.Lambda):
+            return set()
+        out = set()
+        for child in ast.iter_child_nodes(e):
+            if isinstance(child, (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop)):
+                continue
+            out |= self._kinds(child, f, bound)
+        return out
+
+    @staticmethod
+    def _shape(kinds: set) -> set:
+        out = {k for k in kinds if k.startswith("p:")}
+        if V in kinds or T in kinds or N in kinds:
+            out.add(N)
+        return out
+
+    def _call_kinds(self, call: ast.Call, f: FuncFacts, bound: dict) -> set:
+        name = callee_name(call)
+        args = [self._kinds(a, f, bound) for a in call.args]
+        kw = {k.arg: self._kinds(k.value, f, bound) for k in call.keywords}
+        receiver = self._kinds(call.func.value, f, bound) if isinstance(call.func, ast.Attribute) else set()
+        if name in SHAPE_CALLS:
+            return self._shape(set().union(receiver, *args))
+        if name in RANDOM_CALLS:
+            return {R}
+        if name in ("item", "tolist", "cpu", "to", "float", "double", "long", "int", "contiguous", "view",
+                    "reshape", "clone", "detach", "numpy", "astype", "squeeze", "unsqueeze", "flatten", "sum",
+                    "mean", "exp", "log"):
+            out = set(receiver)
+            for a in args:
+                out |= a
+            return out
+        out = set()
+        callees = self.callees(call)
+        if callees:
+            for callee in callees:
+                out |= self._instantiate(callee.returns, callee, call, args, kw)
+        else:
+            out = set(receiver).union(*args, *kw.values()) if (args or kw or receiver) else set()
+        if name in BLOB_CALLS:
+            out.add(B)
+        if name in ("gather", "take_along_dim", "get") and any(T in a for a in args + list(kw.values())):
+            if not (isinstance(call.func, ast.Attribute) and _is_lut(call.func.value)):
+                out.add(f"o:{call.lineno}")
+        if callees and any(T in a for a in args) and any(k.startswith("o:") for c in callees for k in c.returns):
+            out.add(f"o:{call.lineno}")
+        return out
+
+    def _instantiate(self, kinds: Iterable[str], callee: FuncFacts, call: ast.Call, args: list, kw: dict) -> set:
+        offset = 1 if callee.params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute) else 0
+        out = set()
+        for k in kinds:
+            if k.startswith("p:"):
+                i = int(k[2:]) - offset
+                if 0 <= i < len(args):
+                    out |= args[i]
+                else:
+                    pname = callee.params[i + offset] if 0 <= i + offset < len(callee.params) else None
+                    if pname in kw:
+                        out |= kw[pname]
+                if offset and i == -1 and isinstance(call.func, ast.Attribute):
+                    continue
+            else:
+                out.add(k)
+        return out
+
+    @cached_property
+    def module_facts(self) -> FuncFacts:
+        return self.funcs[self.fa.tree]
+
+    # -- propagation -----------------------------------------------------------------------
+    def _bind(self, f: FuncFacts, target: ast.AST, kinds: set, deps: set, line: int | None = None) -> bool:
+        line = line if line is not None else target.lineno
+        changed = False
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                changed |= self._bind(f, elt, kinds, deps, line)
+            return changed
+        if isinstance(target, ast.Starred):
+            return self._bind(f, target.value, kinds, deps, line)
+        if isinstance(target, ast.Name):
+            f.deps.setdefault(target.id, set()).update(deps)
+            return f.bind(target.id, line, kinds)
+        if isinstance(target, ast.Attribute):
+            cur = self.attr_kinds.setdefault(target.attr, set())
+            plain = {k for k in kinds if not k.startswith("p:")}
+            if not plain <= cur:
+                cur |= plain
+                changed = True
+            root = _root_name(target)
+            if root and root in f.kinds and root != "self":
+                changed |= self._bind(f, ast.Name(id=root, ctx=ast.Store()), kinds, deps, line)
+            return changed
+        if isinstance(target, ast.Subscript):
+            root = _root_name(target)
+            if root:
+                idx = self.kinds(target.slice, f)
+                return self._bind(f, ast.Name(id=root, ctx=ast.Store()), kinds | {k for k in idx if k != N}, deps,
+                                  line)
+        return False
+
+    def _propagate(self, f: FuncFacts) -> bool:
+        changed = False
+        for _ in range(4):
+            round_changed = False
+            for s in f.stmts:
+                if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None:
+                    k = self.kinds(s.value, f)
+                    d = _names(s.value)
+                    targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+                    for t in targets:
+                        round_changed |= self._bind(f, t, k, d)
+                        if isinstance(t, ast.Name) and isinstance(s.value, ast.Call):
+                            cname = callee_name(s.value)
+                            if cname in CONSTRUCTORS or cname in ("Parameter", "BatchedTTTLoRA"):
+                                f.local_objects.add(t.id)
+                            if _requires_grad(s.value):
+                                f.grad_locals.add(t.id)
+                elif isinstance(s, ast.AugAssign):
+                    round_changed |= self._bind(f, s.target, self.kinds(s.value, f), _names(s.value))
+                elif isinstance(s, (ast.For, ast.AsyncFor)):
+                    round_changed |= self._bind(f, s.target, self.kinds(s.iter, f), _names(s.iter))
+                elif isinstance(s, (ast.With, ast.AsyncWith)):
+                    for item in s.items:
+                        if item.optional_vars is not None:
+                            round_changed |= self._bind(f, item.optional_vars, self.kinds(item.context_expr, f),
+                                                        _names(item.context_expr))
+                elif isinstance(s, ast.Return) and s.value is not None:
+                    k = self.kinds(s.value, f)
+                    if not k <= f.returns:
+                        f.returns |= k
+                        round_changed = True
+                elif isinstance(s, ast.Expr) and isinstance(s.value, ast.Call):
+                    call = s.value
+                    if callee_name(call) in INPLACE_CONTAINER and isinstance(call.func, ast.Attribute):
+                        k = set().union(*(self.kinds(a, f) for a in call.args)) if call.args else set()
+                        root = _root_name(call.func.value)
+                        if root and k:
+                            round_changed |= self._bind(f, ast.Name(id=root, ctx=ast.Store()), k, _names(call),
+                                                        call.lineno)
+            changed |= round_changed
+            if not round_changed:
+                break
+        return changed
+
+    def _params_from_call_sites(self) -> bool:
+        changed = False
+        for f in self.funcs.values():
+            for s in f.stmts:
+                for call in _calls_in_stmt(s):
+                    for callee in self.callees(call):
+                        offset = 1 if callee.params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute) else 0
+                        bindings = [(i + offset, a) for i, a in enumerate(call.args)]
+                        bindings += [(callee.params.index(k.arg), k.value) for k in call.keywords
+                                     if k.arg in callee.params]
+                        for idx, arg in bindings:
+                            if idx >= len(callee.params):
+                                continue
+                            k = self.effective(self.kinds(arg, f), f)
+                            k = {x for x in k if not x.startswith("p:")}
+                            cur = callee.param_in.setdefault(idx, set())
+                            if not k <= cur:
+                                cur |= k
+                                changed = True
+        return changed
+
+    def effective(self, kinds: Iterable[str], f: FuncFacts) -> set:
+        """Kinds with each p:i replaced by what the callers pass for parameter i."""
+        out = set()
+        for k in kinds:
+            if k.startswith("p:"):
+                out |= f.param_in.get(int(k[2:]), set())
+            out.add(k)
+        return out
+
+    def eff(self, expr: ast.AST, f: FuncFacts | None = None) -> set:
+        f = f or self.facts_of(expr)
+        return self.effective(self.kinds(expr, f), f)
+
+    # -- events ----------------------------------------------------------------------------
+    def _reported(self, f: FuncFacts) -> set:
+        """Names that reach the function's return (the reported accumulators), by dependency."""
+        seeds = set()
+        for s in f.stmts:
+            if isinstance(s, ast.Return) and s.value is not None:
+                seeds |= _names(s.value)
+        return _closure_back(seeds, f.deps)
+
+    def _events(self, f: FuncFacts) -> None:
+        reported = self._reported(f)
+        params = set(f.params)
+        for s in f.stmts:
+            if isinstance(s, ast.AugAssign) and isinstance(s.op, (ast.Add, ast.Sub)):
+                self._aug_event(f, s, reported, params)
+            elif isinstance(s, (ast.Assign, ast.AugAssign)):
+                targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+                for t in targets:
+                    if isinstance(t, ast.Subscript):
+                        self._table_write(f, s, t)
+            for call in _calls_in_stmt(s):
+                self._call_event(f, s, call, reported, params)
+
+    def _aug_event(self, f: FuncFacts, s: ast.AugAssign, reported: set, params: set) -> None:
+        k = frozenset(self.kinds(s.value, f))
+        if isinstance(s.target, ast.Subscript):
+            self._table_write(f, s, s.target)
+            return
+        root = _root_name(s.target)
+        data = {x for x in k if x in (V, T) or x.startswith("p:")}
+        if not data or root is None:
+            return
+        is_acc = root in reported or root in params or (root in self.module_facts.kinds and f.name != "<module>")
+        if is_acc:
+            f.events.append(Event("score", s.lineno, s, k, origin_line=s.lineno))
+
+    def _table_write(self, f: FuncFacts, s: ast.stmt, t: ast.Subscript) -> None:
+        idx = self.kinds(t.slice, f)
+        root = _root_name(t)
+        if root is None or root in f.local_objects:
+            return
+        if V in idx or T in idx or any(x.startswith("p:") for x in idx):
+            if root in f.kinds and root not in f.params and root != "self":
+                return  # a local scratch buffer
+            f.events.append(Event("cache", s.lineno, s, frozenset(idx), origin_line=s.lineno))
+
+    def _call_event(self, f: FuncFacts, s: ast.stmt, call: ast.Call, reported: set, params: set) -> None:
+        name = callee_name(call)
+        if name == "backward" and isinstance(call.func, ast.Attribute):
+            k = frozenset(self.kinds(call.func.value, f))
+            f.events.append(self._update(f, call, k))
+        elif name == "grad" and isinstance(call.func, ast.Attribute) and _root_name(call.func) in ("torch", "autograd"):
+            k = frozenset(self.kinds(call.args[0], f)) if call.args else frozenset()
+            f.events.append(self._update(f, call, k))
+        elif name in CACHE_WRITE_CALLS or (name == "at" and _root_name(call.func) in ("np", "numpy")):
+            k = frozenset().union(*(self.kinds(a, f) for a in call.args)) if call.args else frozenset()
+            target = call.args[0] if name == "at" and call.args else getattr(call.func, "value", None)
+            root = _root_name(target) if target is not None else None
+            if root and (root not in f.local_objects or root in f.params):
+                f.events.append(Event("cache", call.lineno, call, k, origin_line=call.lineno))
+        elif name in HOOK_CALLS:
+            f.events.append(Event("hook", call.lineno, call, frozenset(), origin_line=call.lineno))
+        elif (name == "fill_" and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Attribute)
+              and call.func.value.attr != "data" and len(call.args) == 1
+              and isinstance(call.args[0], (ast.Constant, ast.Name, ast.UnaryOp))):
+            f.events.append(Event("knob", call.lineno, call, frozenset(self.kinds(call, f)), origin_line=call.lineno))
+        elif name in ("append", "extend") and isinstance(call.func, ast.Attribute):
+            root = _root_name(call.func.value)
+            k = frozenset().union(*(self.kinds(a, f) for a in call.args)) if call.args else frozenset()
+            if root and root in self._reduced_lists(f) and ({V, T} & k or any(x.startswith("p:") for x in k)):
+                f.events.append(Event("score", call.lineno, call, k, origin_line=call.lineno))
+
+    def _reduced_lists(self, f: FuncFacts) -> set:
+        """Lists that are averaged or summed in f: `losses.append(l)` ... `np.mean(losses)`."""
+        out = set()
+        for s in f.stmts:
+            for call in _calls_in_stmt(s):
+                if callee_name(call) in ("mean", "sum", "fsum", "average", "nanmean"):
+                    for a in call.args:
+                        if isinstance(a, ast.Name):
+                            out.add(a.id)
+        return out
+
+    def _update(self, f: FuncFacts, call: ast.Call, k: frozenset) -> Event:
+        deps = _closure_back(_names(call.func.value if isinstance(call.func, ast.Attribute) else call), f.deps)
+        ev = Event("update", call.lineno, call, k, origin_line=call.lineno)
+        ev.local_params = bool(deps & f.grad_locals)
+        ev.warmup = self._in_warmup(call, f)
+        return ev
+
+    def _in_warmup(self, node: ast.AST, f: FuncFacts) -> bool:
+        if re.search(r"warm|compile", f.name, re.I):
+            return True
+        for anc in self.fa.ancestors(node):
+            if anc is f.node:
+                break
+            header = None
+            if isinstance(anc, (ast.If, ast.While)):
+                header = anc.test
+            elif isinstance(anc, ast.For):
+                header = ast.Tuple(elts=[anc.target, anc.iter])
+            if header is not None and re.search(r"warm|compile", ast.unparse(header), re.I):
+                return True
+        return False
+
+    def _carry_callee_events(self, f: FuncFacts) -> None:
+        """A call of a local function carries its (pure-update, score, hook, cache) events here."""
+        seen = {self._carry_key(e.kind, e.line, e.status, e.kinds) for e in f.events}
+        for s in f.stmts:
+            for call in _calls_in_stmt(s):
+                callees = self.callees(call)
+                if not callees:
+                    continue
+                args = [self.kinds(a, f) for a in call.args]
+                kw = {k.arg: self.kinds(k.value, f) for k in call.keywords}
+                for callee in callees:
+                    if callee is f:
+                        continue
+                    statuses = self.update_status(callee)
+                    for ev in callee.events:
+                        kinds = frozenset(self._instantiate(ev.kinds, callee, call, args, kw))
+                        if ev.kind == "score" and not self._score_reaches(ev, callee):
+                            continue
+                        status = statuses.get(id(ev), ev.status)
+                        if ev.kind in ("update", "cache") and status != "unscored":
+                            status = "scored"
+                        via = f"{callee.name}" + (f" -> {ev.via}" if ev.via else "")
+                        key = self._carry_key(ev.kind, call.lineno, status, kinds)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        f.events.append(Event(ev.kind, call.lineno, call, kinds, via=via, status=status,
+                                              warmup=ev.warmup or self._in_warmup(call, f),
+                                              local_params=ev.local_params, origin_line=ev.origin_line))
+        f.events.sort(key=lambda e: (e.line, e.origin_line))
+
+    @staticmethod
+    def _carry_key(kind: str, line: int, status: str, kinds: Iterable[str]) -> tuple:
+        """One carried event per call, kind, status and data (the first is the evidence)."""
+        return kind, line, status, frozenset(k for k in kinds if k in (V, T, R) or k.startswith("p:"))
+
+    def _score_reaches(self, ev: Event, callee: FuncFacts) -> bool:
+        """A callee's score event counts for the caller when it accumulates into a returned value or
+        an accumulator the caller passed in."""
+        return True
+
+    # -- the order of updates and scores ---------------------------------------------------
+    def is_val(self, kinds: Iterable[str], f: FuncFacts) -> bool:
+        eff = self.effective(kinds, f)
+        return V in eff or T in eff
+
+    def update_status(self, f: FuncFacts) -> dict[int, str]:
+        """For every val update of `f`: scored (a score of the same loop iteration precedes it, or it
+        comes after every score), or unscored (no scoring in f at all: the caller decides)."""
+        out = {}
+        scores = [e for e in f.events if e.kind == "score" and self.is_val(e.kinds, f)]
+        for ev in f.events:
+            if ev.kind not in ("update", "cache") or not self.is_val(ev.kinds, f):
+                continue
+            if ev.status == "scored":
+                out[id(ev)] = "scored"
+            elif not scores:
+                out[id(ev)] = "unscored"
+            else:
+                out[id(ev)] = "scored"
+        return out
+
+    @cached_property
+    def violations(self) -> list[Violation]:
+        out: list[Violation] = []
+        for f in self.funcs.values():
+            out.extend(self._order_violations(f))
+            out.extend(self._local_violations(f))
+        unique = {}
+        for v in out:
+            unique.setdefault((v.rule, v.line), v)
+        return sorted(unique.values(), key=lambda v: (v.line, v.rule))
+
+    def _loops(self, node: ast.AST, f: FuncFacts) -> list[ast.AST]:
+        """Enclosing loops of `node` inside f, innermost first."""
+        loops = []
+        for anc in self.fa.ancestors(node):
+            if anc is f.node:
+                break
+            if isinstance(anc, (ast.For, ast.AsyncFor, ast.While)):
+                loops.append(anc)
+        return loops
+
+    def _is_data_loop(self, loop: ast.AST, f: FuncFacts) -> bool:
+        """A loop whose iterations visit different val data (chunks, windows, docs), unlike an epoch
+        loop that re-visits the same data."""
+        if isinstance(loop, ast.While):
+            return True
+        if self.is_val(self.kinds(loop.iter, f), f) and not isinstance(loop.iter, ast.Call):
+            return True
+        if isinstance(loop.iter, ast.Call) and callee_name(loop.iter) != "range" and self.is_val(self.kinds(loop.iter, f), f):
+            return True
+        seeds = _names_in_target(loop.target)
+        influenced = _closure_forward(seeds, f.deps)
+        for node in ast.walk(loop):
+            if isinstance(node, ast.Subscript) and (_names(node.slice) & influenced):
+                if self.is_val(self.kinds(node.value, f), f):
+                    return True
+            elif isinstance(node, ast.Call) and self.callees(node):
+                arg_names = set().union(*(_names(a) for a in node.args)) if node.args else set()
+                if arg_names & influenced and any(self.is_val(self.kinds(a, f), f) for a in node.args):
+                    return True
+        return False
+
+    def _first_iteration_only(self, node: ast.AST, loop: ast.AST, f: FuncFacts) -> bool:
+        names = _names_in_target(loop.target) if isinstance(loop, (ast.For, ast.AsyncFor)) else set()
+        for anc in self.fa.ancestors(node):
+            if anc is loop:
+                break
+            if isinstance(anc, ast.If) and isinstance(anc.test, ast.Compare) and len(anc.test.ops) == 1:
+                test = anc.test
+                if isinstance(test.ops[0], ast.Eq) and _names(test.left) & names:
+                    if isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == 0:
+                        return True
+        return False
+
+    def _order_violations(self, f: FuncFacts) -> list[Violation]:
+        out = []
+        scores = [e for e in f.events if e.kind == "score" and self.is_val(e.kinds, f)]
+        for ev in f.events:
+            if ev.kind not in ("update", "cache") or not self.is_val(ev.kinds, f) or ev.status == "scored":
+                continue
+            where = self._describe(ev)
+            loops = self._loops(ev.node, f)
+            data_loops = [l for l in loops if self._is_data_loop(l, f)]
+            inner = data_loops[0] if data_loops else None
+            same_iter = [s for s in scores if inner is not None and _inside(s.node, inner)]
+            before = [s for s in same_iter if s.line < ev.line or (s.line == ev.line and s.origin_line < ev.origin_line)]
+            later = [s for s in scores if s.line > ev.line and not (inner is not None and _inside(s.node, inner) and before)]
+            if before:
+                out.extend(self._epoch_rescoring(f, ev, before))
+                continue
+            if not scores:
+                if not _is_entry_like(f) and f.name != "<module>":
+                    continue  # a pure update: judged where it is called
+                out.extend(self._pure_update_violation(ev, where, scored_later=False))
+                continue
+            if same_iter or later:
+                out.extend(self._pure_update_violation(ev, where, scored_later=True, same_loop=bool(same_iter)))
+                if not same_iter and any(s.line < ev.line for s in scores):
+                    after = [s for s in scores if s.line > ev.line]
+                    if after:
+                        out.append(Violation(
+                            "TTT-2", after[0].line,
+                            f"the validation set is scored again at line {after[0].line} after the model was "
+                            f"updated on it ({where}); the reported score must be s_0, the first pass",
+                            self._evidence(after[0]),
+                        ))
+        out.extend(self._rescore_after_scored_ttt(f, scores))
+        return out
+
+    def _pure_update_violation(self, ev: Event, where: str, scored_later: bool, same_loop: bool = False) -> list:
+        if ev.local_params:
+            return [Violation(
+                "SLOT-1", ev.line,
+                f"per-batch parameters created with requires_grad are optimised on validation positions "
+                f"({where}) and the same positions are then scored with them (scored-region SLOT)",
+                self._evidence(ev),
+            )]
+        if ev.warmup:
+            return [Violation(
+                "TTT-4", ev.line,
+                f"backward on validation tokens that have not been scored yet, in a warm-up/compile path "
+                f"({where}); disputed: #1530/#1610 were merged with a val-token warm-up on throw-away weights",
+                self._evidence(ev), severity="warning", confidence="medium",
+            )]
+        if not scored_later:
+            return [Violation(
+                "TTT-4", ev.line,
+                f"backward / table update on validation tokens that this code never scores ({where})",
+                self._evidence(ev), severity="warning", confidence="low",
+            )]
+        kind = "state is updated" if ev.kind == "update" else "a table/cache is written"
+        out = [Violation(
+            "TTT-1", ev.line,
+            f"{kind} from validation tokens ({where}) before those tokens are scored"
+            + (" in the same loop iteration" if same_loop else " by a later evaluation"),
+            self._evidence(ev),
+        )]
+        if not same_loop and ev.kind == "update":
+            out.append(Violation(
+                "DATA-1", ev.line,
+                f"the model trains on validation tokens ({where}) before the evaluation that scores them: "
+                "training on the validation set",
+                self._evidence(ev),
+            ))
+        return out
+
+    def _epoch_rescoring(self, f: FuncFacts, ev: Event, before: list[Event]) -> list[Violation]:
+        """Score and update inside one loop that re-visits the same data (an epoch loop): every epoch
+        after the first scores tokens the model already trained on (C4: s_1, 'keep last epoch')."""
+        out = []
+        for s in before:
+            for loop in self._loops(s.node, f):
+                if not _inside(ev.node, loop) or self._is_data_loop(loop, f):
+                    continue
+                if self._first_iteration_only(s.node, loop, f):
+                    continue
+                out.append(Violation(
+                    "TTT-2", s.line,
+                    f"tokens are scored inside a loop over epochs (line {loop.lineno}) that also trains on "
+                    f"them ({self._describe(ev)}); every epoch after the first scores adapted weights",
+                    self._evidence(s),
+                ))
+                return out
+        return out
+
+    def _rescore_after_scored_ttt(self, f: FuncFacts, scores: list[Event]) -> list[Violation]:
+        """A score call after a call that trained on val (score-first TTT mutated the model): s_1."""
+        out = []
+        mutators = [e for e in f.events if e.kind == "update" and e.status == "scored" and e.via
+                    and self.is_val(e.kinds, f)]
+        knobs = [e for e in f.events if e.kind == "knob"]
+        for s in scores:
+            if not s.via:
+                continue
+            prior = [m for m in mutators if m.line < s.line and m.node is not s.node]
+            if prior and not any(_inside(s.node, l) for l in self._loops(prior[-1].node, f)):
+                m = prior[-1]
+                out.append(Violation(
+                    "TTT-2", s.line,
+                    f"`{s.via.split(' -> ')[0]}` scores the validation set again after `{m.via.split(' -> ')[0]}` "
+                    f"(line {m.line}) trained the model on it; report s_0 from the first pass, not s_1",
+                    self._evidence(s),
+                ))
+                knob = [k for k in knobs if m.line < k.line < s.line]
+                if knob:
+                    out.append(Violation(
+                        "CALIB-2", knob[0].line,
+                        f"an evaluation knob is set (`{_short(knob[0].node)}`) after the validation set was "
+                        f"scored, then the set is scored again (line {s.line}) with it",
+                        self._evidence(knob[0]),
+                    ))
+                break
+        # a knob set between two score calls, with no training in between
+        calls = [s for s in scores if s.via]
+        for k in knobs:
+            prev = [s for s in calls if s.line < k.line]
+            nxt = [s for s in calls if s.line > k.line]
+            if prev and nxt and not any(v.rule == "CALIB-2" for v in out):
+                out.append(Violation(
+                    "CALIB-2", k.line,
+                    f"an evaluation knob is set (`{_short(k.node)}`) after the validation set was scored "
+                    f"(line {prev[-1].line}), then the set is scored again (line {nxt[0].line})",
+                    self._evidence(k),
+                ))
+        return out
+
+    # -- local target-taint checks ---------------------------------------------------------
+    def _local_violations(self, f: FuncFacts) -> list[Violation]:
+        out = []
+        has_scores = any(e.kind == "score" and not e.via and self.is_val(e.kinds, f) for e in f.events)
+        for s in f.stmts:
+            for node in _own_exprs(s):
+                if isinstance(node, ast.BinOp):
+                    out.extend(self._binop_checks(f, node))
+                elif isinstance(node, ast.Compare):
+                    out.extend(self._compare_checks(f, node, s))
+                elif isinstance(node, ast.Call):
+                    out.extend(self._call_checks(f, node, has_scores))
+            if isinstance(s, ast.If):
+                out.extend(self._oracle_if(f, s))
+            if isinstance(s, ast.Assign) and has_scores:
+                out.extend(self._subset(f, s))
+        # calibration hooks registered here and fed val data here
+        hooks = [e for e in f.events if e.kind == "hook" and not e.via]
+        if hooks:
+            for call in (c for st in f.stmts for c in _calls_in_stmt(st)):
+                if call.lineno > hooks[0].line and not self.callees(call) and any(
+                        V in self.eff(a, f) for a in call.args) and callee_name(call) not in HOOK_CALLS:
+                    out.append(Violation(
+                        "CALIB-1", call.lineno,
+                        "calibration hooks registered here are fed validation tokens",
+                        _short(call),
+                    ))
+                    break
+        for ev in f.events:
+            if ev.kind == "hook" and ev.via and V in self.effective(ev.kinds, f) | self._call_val(ev.node, f):
+                out.append(Violation(
+                    "CALIB-1", ev.line,
+                    f"`{ev.via.split(' -> ')[0]}` registers calibration (Hessian) hooks and is called with "
+                    f"validation tokens; calibrate on training data or self-generated data",
+                    _short(ev.node),
+                ))
+        # DATA-3: the scored values come from randomly drawn val batches
+        for ev in f.events:
+            if ev.kind == "score" and R in ev.kinds and V in ev.kinds:
+                out.append(Violation(
+                    "DATA-3", ev.line,
+                    "the reported validation loss is accumulated over randomly drawn validation batches, not "
+                    "the full validation set",
+                    self._evidence(ev),
+                ))
+        return out
+
+    def _call_val(self, call: ast.AST, f: FuncFacts) -> set:
+        if not isinstance(call, ast.Call):
+            return set()
+        return set().union(*(self.eff(a, f) for a in call.args)) if call.args else set()
+
+    def _binop_checks(self, f: FuncFacts, node: ast.BinOp) -> list[Violation]:
+        out = []
+        if isinstance(node.op, ast.BitXor):
+            left, right = self.eff(node.left, f), self.eff(node.right, f)
+            if T in left or T in right:
+                out.append(Violation(
+                    "C1", node.lineno,
+                    "the target token is hashed into a lookup key (`^`): the probability of x_t then "
+                    "depends on x_t itself (C1: target in the n-gram key)",
+                    _short(node),
+                ))
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            lo = {k for k in self.kinds(node.left, f) if k.startswith("o:")}
+            ro = {k for k in self.kinds(node.right, f) if k.startswith("o:")}
+            if lo and ro and not (lo & ro):
+                out.append(Violation(
+                    "C2", node.lineno,
+                    "two probabilities looked up only at the target token are blended; the mixture is "
+                    "never formed over the whole vocabulary, so it is not a normalised distribution (C2)",
+                    _short(node),
+                ))
+        return out
+
+    def _compare_checks(self, f: FuncFacts, node: ast.Compare, stmt: ast.stmt) -> list[Violation]:
+        if not isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            return []
+        left, right = self.eff(node.left, f), self.eff(node.comparators[0], f)
+        for a, b in ((left, right), (right, left)):
+            if T in a and B in b and V not in b:
+                return [Violation(
+                    "PREFIX-1", node.lineno,
+                    "validation targets are compared with tokens read from a stored blob: the artifact "
+                    "carries validation tokens (paid prefix)",
+                    _short(node),
+                )]
+        return []
+
+    def _call_checks(self, f: FuncFacts, call: ast.Call, has_scores: bool) -> list[Violation]:
+        name = callee_name(call)
+        if name in MIN_CALLS and has_scores:
+            args = [self.eff(a, f) for a in call.args]
+            if len(args) >= 2 and sum(T in a for a in args) >= 2:
+                return [Violation(
+                    "ORACLE-1", call.lineno,
+                    "the per-token loss is the minimum over several scorers/passes computed with the "
+                    "target: the ground truth selects the score",
+                    _short(call),
+                )]
+        return []
+
+    def _oracle_if(self, f: FuncFacts, s: ast.If) -> list[Violation]:
+        test = s.test
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+                and isinstance(test.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE))):
+            return []
+        left, right = self.eff(test.left, f), self.eff(test.comparators[0], f)
+        if not (T in left and T in right) or not self._loops(s, f):
+            return []
+        if not any(e.kind == "score" and not e.via and self.is_val(e.kinds, f) for e in f.events):
+            return []  # comparing two evaluations' results (model selection) is not per-token
+        written = {n for st in s.body for n in _assigned_roots(st)}
+        reported_like = written & (self._reported(f) | _score_roots(f))
+        if not written or not (reported_like or any(isinstance(st, (ast.Assign, ast.AugAssign)) for st in s.body)):
+            return []
+        return [Violation(
+            "ORACLE-1", s.lineno,
+            f"`{_short(test)}` compares per-token losses computed with the target and keeps the lower one: "
+            "oracle selection by the ground truth",
+            _short(test),
+        )]
+
+    def _subset(self, f: FuncFacts, s: ast.Assign) -> list[Violation]:
+        value = s.value
+        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            value = value.func.value
+        if not (isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice)):
+            return []
+        sl = value.slice
+        if sl.upper is None or sl.step is not None or (sl.lower is not None and not _is_zero(sl.lower)):
+            return []
+        if V not in self.eff(value.value, f) or T in self.eff(value.value, f):
+            return []
+        upper = self.eff(sl.upper, f)
+        if isinstance(sl.upper, ast.UnaryOp) or N in upper or _names(sl.upper) & _loop_vars(self.fa, s) or _is_zero(sl.upper):
+            return []
+        targets = {n for t in s.targets for n in _names_in_target(t)}
+        users = _closure_forward(targets, f.deps)
+        if not any(e.kind == "score" and (_names(e.node) & users) for e in f.events):
+            return []
+        return [Violation(
+            "DATA-3", s.lineno,
+            f"only the first `{_short(sl.upper)}` validation tokens are scored (a subset, not the full "
+            "validation set)",
+            _short(s),
+        )]
+
+    # -- evidence --------------------------------------------------------------------------
+    def _describe(self, ev: Event) -> str:
+        what = {"update": "backward/step", "cache": "table write", "score": "loss accumulation"}.get(ev.kind, ev.kind)
+        if ev.via:
+            return f"{what} in `{ev.via}` (line {ev.origin_line}) called at line {ev.line}"
+        return f"{what} at line {ev.line}"
+
+    def _evidence(self, ev: Event) -> str:
+        return _short(ev.node)
+
+
+# -- small ast helpers -----------------------------------------------------------------------
+def _short(node: ast.AST, limit: int = 160) -> str:
+    text = " ".join(ast.unparse(node).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _names(node: ast.AST) -> set:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _names_in_target(target: ast.AST) -> set:
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+
+
+def _root_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call, ast.Starred)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _closure_back(seeds: set, deps: dict) -> set:
+    out, stack = set(seeds), list(seeds)
+    while stack:
+        for d in deps.get(stack.pop(), ()):
+            if d not in out:
+                out.add(d)
+                stack.append(d)
+    return out
+
+
+def _closure_forward(seeds: set, deps: dict) -> set:
+    out = set(seeds)
+    changed = True
+    while changed:
+        changed = False
+        for name, ds in deps.items():
+            if name not in out and ds & out:
+                out.add(name)
+                changed = True
+    return out
+
+
+def _shifted_by_one(sl: ast.AST) -> bool:
+    """`a + 1 : b + 1`, `1:`, `[:, 1:]`: a slice that starts one token later than its input."""
+    if isinstance(sl, ast.Tuple):
+        return any(_shifted_by_one(e) for e in sl.elts)
+    if isinstance(sl, ast.Slice) and sl.lower is not None:
+        lo = sl.lower
+        if isinstance(lo, ast.Constant) and lo.value == 1:
+            return True
+        if isinstance(lo, ast.BinOp) and isinstance(lo.op, ast.Add):
+            return any(isinstance(x, ast.Constant) and x.value == 1 for x in (lo.left, lo.right))
+    return False
+
+
+def _is_lut(node: ast.AST) -> bool:
+    """A byte/boundary lookup table of the tokenizer (base_bytes_lut[tgt] is the canonical use)."""
+    text = ast.unparse(node).lower()
+    return "lut" in text or "byte" in text or "boundary" in text or "leading_space" in text
+
+
+def _is_zero(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value == 0
+
+
+def _inside(node: ast.AST, container: ast.AST) -> bool:
+    start, end = container.lineno, getattr(container, "end_lineno", container.lineno)
+    return start <= getattr(node, "lineno", -1) <= end
+
+
+def _calls_in_stmt(s: ast.stmt):
+    for node in _own_exprs(s):
+        if isinstance(node, ast.Call):
+            yield node
+
+
+def _own_exprs(s: ast.stmt):
+    """Expression nodes of one statement, not of its nested statements (those are visited alone)."""
+    stack = [c for c in ast.iter_child_nodes(s) if not isinstance(c, ast.stmt)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Lambda,)):
+            continue
+        yield node
+        stack.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.stmt))
+
+
+def _assigned_roots(s: ast.stmt) -> set:
+    out = set()
+    for node in ast.walk(s):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                r = _root_name(t)
+                if r:
+                    out.add(r)
+        elif isinstance(node, ast.AugAssign):
+            r = _root_name(node.target)
+            if r:
+                out.add(r)
+    return out
+
+
+def _score_roots(f: FuncFacts) -> set:
+    roots = set()
+    for e in f.events:
+        if e.kind == "score":
+            if isinstance(e.node, ast.AugAssign):
+                r = _root_name(e.node.value)
+                roots |= _names(e.node.value)
+    return roots
+
+
+def _loop_vars(fa: FileAnalysis, node: ast.AST) -> set:
+    out = set()
+    for anc in fa.ancestors(node):
+        if isinstance(anc, (ast.For, ast.AsyncFor)):
+            out |= _names_in_target(anc.target)
+    return out
+
+
+def _is_entry_like(f: FuncFacts) -> bool:
+    return f.name in ("main", "<module>") or f.name.startswith(("run", "train_and_eval", "evaluate"))
+
+
+def _requires_grad(call: ast.Call) -> bool:
+    if callee_name(call) == "Parameter":
+        return True
+    return any(k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value for k in call.keywords)

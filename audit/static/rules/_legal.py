@@ -1,0 +1,165 @@
+"""Legal submission shapes shared by the VALID snippets of the data-flow rules (written for the tests).
+
+Each is a small train_gpt.py in the idiom of the records: a Hyperparameters class read from the
+environment, an `eval_val` that scores under inference_mode, and the legal TTT variants: a chunked
+score-first loop with an is_last_chunk guard, per-document LoRA TTT scored before each step, and a
+compile warm-up on torch.randint tokens. Every data-flow rule must stay silent on all of them.
+"""
+
+HEADER = '''
+import os, glob, math
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Hyperparameters:
+    val_files = os.path.join(os.environ.get("DATA_PATH", "./data"), "fineweb_val_*.bin")
+    train_files = os.path.join(os.environ.get("DATA_PATH", "./data"), "fineweb_train_*.bin")
+    ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "1")))
+    ttt_epochs = int(os.environ.get("TTT_EPOCHS", 3))
+    ttt_lr = float(os.environ.get("TTT_LR", 0.002))
+    seq_len = int(os.environ.get("TRAIN_SEQ_LEN", 1024))
+
+
+def load_validation_tokens(pattern, seq_len):
+    files = sorted(glob.glob(pattern))
+    tokens = torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16)) for f in files])
+    usable = ((tokens.numel() - 1) // seq_len) * seq_len
+    return tokens[: usable + 1]
+
+
+def eval_val(args, model, val_tokens, base_bytes_lut):
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    byte_sum = torch.zeros((), dtype=torch.float64)
+    total = (val_tokens.numel() - 1) // args.seq_len
+    with torch.inference_mode():
+        for i in range(total):
+            local = val_tokens[i * args.seq_len : (i + 1) * args.seq_len + 1].long()
+            x = local[:-1].unsqueeze(0)
+            y = local[1:].unsqueeze(0)
+            loss = model(x, y)
+            loss_sum += loss.double() * y.numel()
+            byte_sum += base_bytes_lut[y].double().sum()
+    return float(loss_sum / byte_sum / math.log(2))
+'''
+
+MAIN = '''
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    train(model, args)
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    base_bytes_lut = build_luts(args)
+    val_bpb = eval_val(args, model, val_tokens, base_bytes_lut)
+    print(f"final val_bpb:{{val_bpb:.6f}}")
+    if args.ttt_enabled:
+        ttt_bpb = {ttt}(args, model, val_tokens, base_bytes_lut)
+        print(f"final_ttt val_bpb:{{ttt_bpb:.6f}}")
+'''
+
+SCORE_FIRST_TTT = HEADER + '''
+
+def eval_val_sliding_ttt(args, model, val_tokens, base_bytes_lut):
+    """Score-first TTT: chunk k is scored under no_grad, then trained on; the last chunk never."""
+    chunk = 32768
+    num_chunks = (val_tokens.numel() - 1) // chunk
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.ttt_lr, momentum=0.9)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    byte_sum = torch.zeros((), dtype=torch.float64)
+    for ci in range(num_chunks):
+        start = ci * chunk
+        local = val_tokens[start : start + chunk + 1].long()
+        x, y = local[:-1].unsqueeze(0), local[1:].unsqueeze(0)
+        model.eval()
+        with torch.no_grad():
+            nll = model(x, y)
+            loss_sum += nll.double() * y.numel()
+            byte_sum += base_bytes_lut[y].double().sum()
+        is_last_chunk = ci == num_chunks - 1
+        if not is_last_chunk:
+            model.train()
+            for epoch in range(args.ttt_epochs):
+                optimizer.zero_grad()
+                loss = model(x, y)
+                loss.backward()
+                optimizer.step()
+    return float(loss_sum / byte_sum / math.log(2))
+''' + MAIN.format(ttt="eval_val_sliding_ttt")
+
+LORA_DOC_TTT = HEADER + '''
+
+def _score_chunk(ptl, loss_sum, co, cl):
+    loss_sum += ptl[0, co : co + cl].double().sum()
+
+
+def eval_val_ttt_lora(args, model, val_tokens, base_bytes_lut):
+    """Per-document LoRA TTT: each chunk's loss is accumulated before the step; the last chunk of a
+    document is never trained on; the adapter is reset for every document."""
+    bos = (val_tokens == 1).nonzero().flatten().tolist() + [val_tokens.numel()]
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    byte_sum = torch.zeros((), dtype=torch.float64)
+    lora = make_lora(model)
+    for ds, de in zip(bos[:-1], bos[1:]):
+        lora.reset()
+        opt = torch.optim.Adam(lora.parameters(), lr=args.ttt_lr)
+        num_chunks = (de - ds + 255) // 256
+        for ci in range(num_chunks):
+            cs = ds + ci * 256
+            ce = min(cs + 256, de - 1)
+            x = val_tokens[cs:ce].long().unsqueeze(0)
+            y = val_tokens[cs + 1 : ce + 1].long().unsqueeze(0)
+            ptl = model(x, y, lora=lora)
+            with torch.no_grad():
+                _score_chunk(ptl, loss_sum, 0, ce - cs)
+                byte_sum += base_bytes_lut[y].double().sum()
+            if ci < num_chunks - 1:
+                opt.zero_grad()
+                ptl.mean().backward()
+                opt.step()
+    return float(loss_sum / byte_sum / math.log(2))
+''' + MAIN.format(ttt="eval_val_ttt_lora")
+
+PHASED_TTT_WITH_RANDINT_WARMUP = HEADER + '''
+
+def global_sgd_on_scored(model, scored_tokens, args):
+    """Global SGD over documents that were already scored in an earlier phase."""
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    for bs in range(0, scored_tokens.numel() - 1, 4096):
+        local = scored_tokens[bs : bs + 4097].long()
+        loss = model(local[:-1].unsqueeze(0), local[1:].unsqueeze(0))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def warmup_compile(model, args):
+    """Compile warm-up on synthetic tokens: no validation token is touched."""
+    for _ in range(3):
+        xw = torch.randint(0, 1024, (4, args.seq_len))
+        yw = torch.randint(0, 1024, (4, args.seq_len))
+        model(xw, yw).backward()
+
+
+def eval_val_ttt_phased(args, model, val_tokens, base_bytes_lut):
+    warmup_compile(model, args)
+    num_phases = 3
+    per_phase = (val_tokens.numel() - 1) // num_phases
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    byte_sum = torch.zeros((), dtype=torch.float64)
+    for pi in range(num_phases):
+        start = pi * per_phase
+        phase = val_tokens[start : start + per_phase + 1].long()
+        with torch.inference_mode():
+            nll = model(phase[:-1].unsqueeze(0), phase[1:].unsqueeze(0))
+            loss_sum += nll.double() * per_phase
+            byte_sum += base_bytes_lut[phase[1:]].double().sum()
+        if pi < num_phases - 1:
+            global_sgd_on_scored(model, phase, args)
+    return float(loss_sum / byte_sum / math.log(2))
+''' + MAIN.format(ttt="eval_val_ttt_phased")
+
+NO_TTT = HEADER + MAIN.format(ttt="eval_val")
+
+ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT]

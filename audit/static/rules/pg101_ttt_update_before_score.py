@@ -1,0 +1,75 @@
+"""PG101 TTT-1: validation tokens update state before they are scored."""
+
+from audit.static.flow_rule import FlowRule
+from audit.static.rules import _legal
+
+
+class UpdateBeforeScore(FlowRule):
+    """Score-before-update (C3 of Issue #1017): a validation token may only influence model, adapter
+    or cache state after it has been scored. The rule follows values derived from the validation
+    tokens into `.backward()` / `torch.autograd.grad` and into writes of tables and caches, and
+    checks along the control flow that each such update comes after the scoring of the same data:
+    the score-first shape (chunk k scored under no_grad, then trained on, the last chunk never) passes,
+    `ttt_adapt(model, val_tokens)` followed by `eval_val(...)` or a pre-quantisation TTT on
+    `val_tokens` fails, wherever the functions are called from.
+
+    Precedent: README FAQ ("only allowed to test-time train on validation set tokens you've already
+    evaluated"); 0hq on #152; #402, #677; closed #442, #1735 (pre-quant AdamW TTT on val_tokens).
+    """
+
+    code = "PG101"
+    rule = "TTT-1"
+    severity = "error"
+    confidence = "high"
+    references = ("#152", "#442", "#1735", "#677", "Issue #1017")
+    summary = "validation tokens update model/cache state before they are scored"
+
+    VALID = _legal.ALL
+    INVALID = [
+        _legal.HEADER + '''
+
+def ttt_adapt(args, model, val_tokens):
+    """TTT: adapt the model on the validation data before evaluation."""
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    total_seqs = (val_tokens.numel() - 1) // args.seq_len
+    for epoch in range(args.ttt_epochs):
+        for i in range(total_seqs):
+            local = val_tokens[i * args.seq_len : (i + 1) * args.seq_len + 1].long()
+            loss = model(local[:-1].unsqueeze(0), local[1:].unsqueeze(0))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    luts = build_luts(args)
+    if args.ttt_enabled:
+        ttt_adapt(args, model, val_tokens)
+    val_bpb = eval_val(args, model, val_tokens, luts)
+    print(f"final val_bpb:{val_bpb:.4f}")
+''',
+        _legal.HEADER + '''
+
+def pre_quant_adamw_ttt(h, model, val_data):
+    opt = torch.optim.AdamW(model.parameters(), lr=h.ttt_lr)
+    tokens = val_data.val_tokens
+    for epoch in range(21):
+        for s in range(0, tokens.numel() - h.seq_len, h.seq_len):
+            chunk = tokens[s : s + h.seq_len + 1].long()
+            opt.zero_grad()
+            model(chunk[:-1][None], chunk[1:][None]).backward()
+            opt.step()
+
+
+def main():
+    h = Hyperparameters()
+    model = build_model(h)
+    val_data = ValidationData(h)
+    pre_quant_adamw_ttt(h, model, val_data)
+    quantize(model)
+    print(eval_val(h, model, val_data.val_tokens, val_data.base_bytes_lut))
+''',
+    ]

@@ -1,0 +1,66 @@
+"""PG102 TTT-2: the reported score is not the first, pre-adaptation pass (s_1 instead of s_0)."""
+
+from audit.static.flow_rule import FlowRule
+from audit.static.rules import _legal
+
+
+class RescoreAfterAdaptation(FlowRule):
+    """Single left-to-right scoring pass (C4 of Issue #1017): report s_0, the score of each token
+    taken before the model adapted to it. Fails when the validation set is scored again after a
+    function trained the model on it (score-first TTT, then `eval_val_sliding` on the adapted model,
+    #991), and when tokens are scored inside an epoch loop that also trains on them, so that every
+    epoch after the first scores adapted weights ("score every epoch, keep the last": the
+    accumulator is reset in the epoch loop or only the final epoch is added, #568). A loop whose
+    iterations visit different data (chunks, documents) is not an epoch loop; that is decided by
+    data flow from the loop variable into the slices of the validation tokens.
+
+    Precedent: valerio-oai on #991 (scoring s_0, training, re-scoring and reporting s_1), #568,
+    #642, #684; Issue #1017 C4.
+    """
+
+    code = "PG102"
+    rule = "TTT-2"
+    severity = "error"
+    confidence = "high"
+    references = ("#991", "#568", "#642", "#684", "Issue #1017")
+    summary = "validation tokens are scored again after the model trained on them (s_1 reported)"
+
+    VALID = _legal.ALL
+    INVALID = [
+        _legal.SCORE_FIRST_TTT.replace(
+            '        print(f"final_ttt val_bpb:{ttt_bpb:.6f}")',
+            '        model.inference_temp.fill_(0.98)\n'
+            '        val_bpb_t = eval_val(args, model, val_tokens, base_bytes_lut)\n'
+            '        print(f"final_ttt_T0.98 val_bpb:{val_bpb_t:.6f}")',
+        ),
+        _legal.HEADER + '''
+
+def eval_val_ttt_lora(args, model, val_tokens, base_bytes_lut, docs):
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    lora = make_lora(model)
+    opt = torch.optim.Adam(lora.parameters(), lr=args.ttt_lr)
+    for ds, dl in docs:
+        batch_loss = torch.zeros((), dtype=torch.float64)
+        lora.reset()
+        for epoch in range(args.ttt_epochs):
+            batch_loss.zero_()
+            for ci in range(dl // 256):
+                x = val_tokens[ds + ci * 256 : ds + ci * 256 + 256].long()[None]
+                y = val_tokens[ds + ci * 256 + 1 : ds + ci * 256 + 257].long()[None]
+                ptl = model(x, y, lora=lora)
+                with torch.no_grad():
+                    batch_loss += ptl.double().sum()
+                opt.zero_grad()
+                ptl.mean().backward()
+                opt.step()
+        loss_sum += batch_loss
+    return float(loss_sum)
+
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    print(eval_val_ttt_lora(args, model, val_tokens, build_luts(args), find_docs(val_tokens)))
+''',
+    ]
