@@ -1,0 +1,140 @@
+"""The boot module of a replay: `python -m audit.replay.boot train_gpt.py [args]` (also under torchrun).
+
+It runs the submission's file as __main__ (runpy), unedited, after installing the instrumentation:
+* the ledger recorder (audit.replay.tracker.Tracker) as a global TorchFunctionMode plus the global
+  optimizer-step and module-forward hooks;
+* tensor constructors from numpy/bytes/files (torch.from_numpy, tensor, as_tensor, frombuffer,
+  from_file) that tag a tensor equal to a stretch of the validation stream, which the boot module
+  reads itself from the val shards named by GOLF_REPLAY_VAL;
+* torch.compile made the identity, so that every op runs eagerly in front of the recorder;
+* a network guard: connecting to (or resolving) anything but the loopback raises OSError and is
+  recorded (NET-1);
+and, when the file finishes (or fails), writes this rank's ledger to GOLF_REPLAY_OUT/ledger-rank<R>.pkl.
+
+Environment: GOLF_REPLAY_VAL (glob of the val shards), GOLF_REPLAY_OUT (folder for the ledgers),
+GOLF_REPLAY_CAPTURE (comma-separated positions whose full distributions are kept).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pickle
+import runpy
+import socket
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audit.replay.tracker import Tracker
+from golf.data.shards import list_shards, read_shard
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
+
+
+def _is_loopback(host) -> bool:
+    host = str(host).strip("[]")
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _install_network_guard(tracker: Tracker) -> None:
+    real_connect, real_connect_ex, real_getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+    def refuse(host, port):
+        tracker.network_attempt(host, port)
+        raise OSError(f"network access to {host}:{port} is blocked during a replay (NET-1)")
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            refuse(address[0], address[1])
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            refuse(address[0], address[1])
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host is not None and not _is_loopback(host if isinstance(host, str) else host.decode()):
+            refuse(host, port)
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+
+
+def _install_tagging(tracker: Tracker) -> None:
+    def wrap(make):
+        def tagged(*args, **kwargs):
+            out = make(*args, **kwargs)
+            if isinstance(out, torch.Tensor) and out.dim() == 1 and out.numel() >= 32:
+                tracker.tag_if_validation(out, how=make.__name__)
+            return out
+
+        tagged.__name__ = make.__name__
+        tagged.__doc__ = make.__doc__
+        return tagged
+
+    for name in ("from_numpy", "tensor", "as_tensor", "frombuffer", "from_file", "asarray"):
+        if hasattr(torch, name):
+            setattr(torch, name, wrap(getattr(torch, name)))
+
+
+def _no_compile(model=None, *args, **kwargs):
+    """torch.compile without compiling: the recorder must see every op."""
+    if model is None:
+        return lambda fn: fn
+    return model
+
+
+def _validation_stream(pattern: str) -> tuple[np.ndarray, list[int]]:
+    files = list_shards(pattern)
+    parts = [np.asarray(read_shard(p)) for p in files]
+    starts = np.cumsum([0] + [p.size for p in parts])[:-1].tolist()
+    return np.concatenate(parts).astype(np.int64), starts
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m audit.replay.boot train_gpt.py [args...]", file=sys.stderr)
+        return 2
+    script = Path(argv[0]).resolve()
+    out_dir = Path(os.environ["GOLF_REPLAY_OUT"])
+    stream, starts = _validation_stream(os.environ["GOLF_REPLAY_VAL"])
+    capture = tuple(int(x) for x in os.environ.get("GOLF_REPLAY_CAPTURE", "").split(",") if x.strip())
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    tracker = Tracker(stream, submission_files=(str(script),), capture=capture, rank=rank, world=world, starts=starts)
+    _install_network_guard(tracker)
+    _install_tagging(tracker)
+    torch.compile = _no_compile
+    tracker.install_hooks()
+    sys.argv = [str(script), *argv[1:]]
+    sys.path[0] = str(script.parent)
+    code = 0
+    tracker.__enter__()
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        tracker.__exit__(None, None, None)
+        tracker.remove_hooks()
+        ledger = tracker.finish()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        partial = out_dir / f".ledger-rank{rank}.pkl.partial"
+        with open(partial, "wb") as f:
+            pickle.dump(asdict(ledger), f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, out_dir / f"ledger-rank{rank}.pkl")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""The recorded ledgers of one replay, merged over ranks and cut into scoring passes.
+
+A *site* is where a loss op ran in the submission (its stack of submission frames). Successive
+scoring events of one site form a *pass* until an event goes back to (or before) the first
+position of the current pass: a re-evaluation starts a new pass, while overlapping windows and the
+chunks of a TTT loop stay in one. The k-th pass of a site on every rank is one pass of the run.
+For each pass the candidate reported sums are computed: every scored instance ("all"), or only
+each position's first or last instance when a position was scored several times.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from golf.errors import GolfError
+
+
+def load_ledgers(folder: Path) -> list[dict]:
+    """The per-rank ledgers a replay wrote (rank order); GolfError when none were written."""
+    paths = sorted(Path(folder).glob("ledger-rank*.pkl"), key=lambda p: int(p.stem.split("rank")[1]))
+    if not paths:
+        raise GolfError("the replay wrote no ledger (the submission did not reach the end of its start-up)")
+    ledgers = []
+    for p in paths:
+        with open(p, "rb") as f:
+            ledgers.append(pickle.load(f))
+    return ledgers
+
+
+@dataclass
+class Pass:
+    """One scoring pass: its site, index among the site's passes, and the events of every rank."""
+
+    site: tuple
+    index: int
+    events: list = field(default_factory=list)  # (rank, event dict)
+
+    @property
+    def first_event(self) -> dict:
+        return min((e for _, e in self.events), key=lambda e: e["t"])
+
+    @property
+    def start_time(self) -> float:
+        return min(e["t"] for _, e in self.events)
+
+    @property
+    def end_time(self) -> float:
+        return max(e["t"] for _, e in self.events)
+
+    def instances(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """positions, losses, times and event numbers (index in pass order) of every scored instance."""
+        ordered = sorted(self.events, key=lambda re: re[1]["t"])
+        pos = [e["positions"] for _, e in ordered]
+        loss = [e["losses"] for _, e in ordered]
+        times = [np.full(e["positions"].size, e["t"]) for _, e in ordered]
+        idx = [np.full(e["positions"].size, i) for i, (_, e) in enumerate(ordered)]
+        return np.concatenate(pos), np.concatenate(loss), np.concatenate(times), np.concatenate(idx)
+
+
+def site_key(site: tuple) -> tuple:
+    return tuple((f, line) for f, line, _ in site)
+
+
+def split_passes(ledgers: list[dict]) -> list[Pass]:
+    """All passes of the run, ordered by their start time."""
+    merged: dict[tuple, Pass] = {}
+    for ledger in ledgers:
+        current: dict[tuple, tuple[int, int]] = {}  # site -> (pass index, first position of the pass)
+        for event in sorted(ledger["scores"], key=lambda e: e["seq"]):
+            key = site_key(event["site"])
+            lo = int(event["positions"].min())
+            index, first = current.get(key, (-1, None))
+            if first is None or lo <= first:
+                index, first = index + 1, lo
+            current[key] = (index, first)
+            merged.setdefault((key, index), Pass(site=event["site"], index=index)).events.append((ledger["rank"], event))
+    return sorted(merged.values(), key=lambda p: p.start_time)
+
+
+@dataclass
+class Candidate:
+    """One way a pass could make the reported sum."""
+
+    pass_: Pass
+    variant: str  # all | first | last
+    positions: np.ndarray
+    losses: np.ndarray
+    times: np.ndarray
+    event_index: np.ndarray
+    nll: float
+    tokens: int
+    n_bytes: float
+
+    @property
+    def val_loss(self) -> float:
+        return self.nll / self.tokens if self.tokens else math.nan
+
+    @property
+    def val_bpb(self) -> float:
+        return self.nll / (math.log(2.0) * self.n_bytes) if self.n_bytes else math.nan
+
+
+def candidates(p: Pass, byte_counts: np.ndarray) -> list[Candidate]:
+    """The 'all' reading of a pass, plus 'first' and 'last' when some position was scored twice."""
+    pos, loss, times, idx = p.instances()
+    out = [_candidate(p, "all", pos, loss, times, idx, byte_counts)]
+    uniq, first_at = np.unique(pos, return_index=True)
+    if uniq.size != pos.size:
+        out.append(_candidate(p, "first", pos[first_at], loss[first_at], times[first_at], idx[first_at], byte_counts))
+        rev = pos.size - 1 - np.unique(pos[::-1], return_index=True)[1]
+        out.append(_candidate(p, "last", pos[rev], loss[rev], times[rev], idx[rev], byte_counts))
+    return out
+
+
+def _candidate(p, variant, pos, loss, times, idx, byte_counts) -> Candidate:
+    return Candidate(p, variant, pos, loss, times, idx, nll=float(loss.sum()), tokens=int(pos.size),
+                     n_bytes=float(byte_counts[pos].sum()))
+
+
+def canonical_byte_counts(stream: np.ndarray, luts) -> np.ndarray:
+    """bytes(t | p) of every position of the stream (position 0, never a target, counts 0)."""
+    base = np.asarray(luts.base_bytes, dtype=np.int64)
+    space = np.asarray(luts.has_leading_space, dtype=bool)
+    boundary = np.asarray(luts.is_boundary, dtype=bool)
+    out = np.zeros(stream.size, dtype=np.float64)
+    tgt, prev = stream[1:], stream[:-1]
+    out[1:] = base[tgt] + (space[tgt] & ~boundary[prev])
+    return out
+
+
+def time_of(ledgers: list[dict]) -> list[dict[int, float]]:
+    """Per rank: event number -> wall time, for scores and mutations."""
+    out = []
+    for ledger in ledgers:
+        table = {e["seq"]: e["t"] for e in ledger["scores"]}
+        table.update({m["seq"]: m["t"] for m in ledger["mutations"]})
+        out.append(table)
+    return out
+
+
+def first_times(ledgers: list[dict], field_name: str) -> np.ndarray:
+    """Per position, the earliest wall time over ranks of the event a per-position seq array names."""
+    times = time_of(ledgers)
+    n = ledgers[0]["stream_len"]
+    best = np.full(n, np.inf)
+    for ledger, table in zip(ledgers, times):
+        seqs = ledger[field_name]
+        hit = np.flatnonzero(seqs >= 0)
+        if hit.size:
+            lookup = np.vectorize(table.__getitem__, otypes=[np.float64])(seqs[hit])
+            best[hit] = np.minimum(best[hit], lookup)
+    return best
+
+
+def mutation_at(ledgers: list[dict], position: int, field_name: str) -> dict | None:
+    """The mutation that first used `position` (earliest over ranks)."""
+    found = []
+    for ledger in ledgers:
+        seq = int(ledger[field_name][position])
+        if seq >= 0:
+            found.extend(m for m in ledger["mutations"] if m["seq"] == seq)
+    return min(found, key=lambda m: m["t"]) if found else None

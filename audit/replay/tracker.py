@@ -1,0 +1,619 @@
+"""The token ledger's recorder: a TorchFunctionMode that follows validation positions through a run.
+
+Every integer tensor that holds validation tokens carries a *position shadow*: an int64 tensor of
+the same shape whose entries are the tokens' indices in the validation stream (-1 where an element
+is not a validation token). Shadows are created when a tensor is built from numpy/bytes whose
+content equals a stretch of the stream (`tag_if_validation`), and are carried through
+data-movement ops (slicing, views, cat/stack, gather of tokens, to/clone, setitem, copy_) by
+running the same op on the shadow. Any other op that reads a shadowed tensor *consumes* those
+positions (an embedding lookup, a comparison); a loss op whose target is shadowed *scores* them:
+cross_entropy and nll_loss, or a gather/advanced index of a probability or log-probability row at
+the target. A score records the per-position losses, whether autograd was recording, the Python
+stack inside the submission, and (for a few probe positions) the full distribution entering the
+loss; a gathered distribution is also checked to sum to 1 (C2).
+
+Mutations are optimizer steps (the global optimizer step hooks), in-place writes to the storage of
+a parameter or buffer seen in a forward, writes keyed by validation positions into any tensor (a
+cache), and version-counter or storage changes noticed between scores. Each is attributed the
+positions consumed since the previous mutation: those read under autograd for optimizer steps,
+all of them for direct writes.
+
+The per-op cost is one dict lookup per tensor argument when no shadowed tensor is involved: the
+mode never inspects float tensors it has no reason to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, np, weakref, os) if getattr(m, "__file__", None)
+) + (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,)
+
+# data movement: the output's elements are input elements, so the shadow follows by the same op
+_MOVE = {
+    "__getitem__", "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "squeeze", "unsqueeze",
+    "permute", "transpose", "t", "T", "mT", "movedim", "moveaxis", "swapaxes", "swapdims", "narrow", "select",
+    "index_select", "gather", "take", "take_along_dim", "cat", "concat", "concatenate", "stack", "hstack",
+    "vstack", "roll", "expand", "expand_as", "repeat", "repeat_interleave", "split", "chunk", "unbind",
+    "tensor_split", "unfold", "flip", "fliplr", "as_strided", "masked_select", "tile", "broadcast_to",
+    "split_with_sizes", "diagonal", "ravel", "clone", "contiguous", "detach", "to", "long", "int", "short",
+    "type", "cpu", "cuda", "pin_memory", "__deepcopy__",
+}
+# same elements, same layout: the input's shadow is the output's (moved to its device)
+_SAME = {"clone", "contiguous", "detach", "to", "long", "int", "short", "type", "cpu", "cuda", "pin_memory", "__deepcopy__"}
+_INDEXED_WRITES = {"index_put_", "index_put", "index_add_", "scatter_add_", "scatter_", "scatter_reduce_", "put_", "index_copy_", "index_fill_", "masked_scatter_", "bincount"}
+_SCORE_CE = {"cross_entropy"}
+_SCORE_NLL = {"nll_loss"}
+_EMBED = {"embedding"}
+
+# reading metadata is not reading the tokens
+_META = {
+    "numel", "nelement", "size", "dim", "ndimension", "ndim", "shape", "dtype", "device", "is_floating_point",
+    "element_size", "stride", "storage_offset", "data_ptr", "is_contiguous", "__len__", "requires_grad",
+    "is_cuda", "is_leaf", "grad_fn", "untyped_storage", "__hash__", "get_device", "is_complex", "layout",
+    "__get__", "_version", "names", "is_sparse", "is_inference",
+}
+
+(K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META) = range(11)
+
+
+def _classify(func) -> int:
+    name = getattr(func, "__name__", "")
+    if name in _META or getattr(getattr(func, "__self__", None), "__name__", "") in _META:
+        return K_META
+    if name == "__getitem__":
+        return K_GETITEM
+    if name in ("gather", "take_along_dim"):
+        return K_GATHER
+    if name == "__setitem__":
+        return K_SETITEM
+    if name == "copy_":
+        return K_COPY
+    if name in _INDEXED_WRITES:
+        return K_INDEXED
+    if name in _SCORE_CE:
+        return K_CE
+    if name in _SCORE_NLL:
+        return K_NLL
+    if name in _MOVE:
+        return K_MOVE
+    if (name.endswith("_") and not name.startswith("_")) or (name.startswith("__i") and name.endswith("__")):
+        return K_INPLACE
+    return K_OTHER
+
+
+def _is_int(t) -> bool:
+    return isinstance(t, torch.Tensor) and not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
+
+
+@dataclass
+class Site:
+    """Where in the submission an event happened: its frames (file, line, function), outermost first."""
+
+    frames: tuple
+
+    @property
+    def key(self) -> tuple:
+        return tuple((f, line) for f, line, _ in self.frames)
+
+
+@dataclass
+class LedgerData:
+    """What one process recorded (pickled by the boot module, read by the auditor)."""
+
+    rank: int = 0
+    world: int = 1
+    stream_len: int = 0
+    tagged: list = field(default_factory=list)  # (start, length, how) of each tagged load
+    scores: list = field(default_factory=list)  # dicts: seq, t, positions, losses, grad, kind, site
+    mutations: list = field(default_factory=list)  # dicts: seq, t, kind, name, site, fed, fed_grad, unscored...
+    lookups: list = field(default_factory=list)  # dicts: seq, site, table_len, dtype (target-indexed tables)
+    c2: list = field(default_factory=list)  # dicts: seq, site, rows, worst (distributions that do not sum to 1)
+    dists: dict = field(default_factory=dict)  # position -> list of (seq, log-distribution)
+    network: list = field(default_factory=list)  # dicts: host, port, site, t
+    untraced_losses: int = 0  # loss calls after the val tokens were loaded whose targets carried no shadow
+    first_update_seq: np.ndarray | None = None
+    first_grad_update_seq: np.ndarray | None = None
+    first_score_seq: np.ndarray | None = None
+    started: float = 0.0
+    finished: float = 0.0
+
+
+class Tracker(TorchFunctionMode):
+    """Records the ledger of one process. Enter it (globally, or with `with`) before the run."""
+
+    def __init__(self, stream: np.ndarray, submission_files: tuple[str, ...] = (), capture: tuple[int, ...] = (),
+                 rank: int = 0, world: int = 1, starts: list[int] | tuple[int, ...] = (0,)):
+        super().__init__()
+        self.starts = [int(x) for x in starts]
+        self.stream = np.ascontiguousarray(stream)
+        n = int(self.stream.size)
+        self.submission_files = tuple(os.path.abspath(f) for f in submission_files)
+        self.capture = frozenset(int(p) for p in capture)
+        self.ledger = LedgerData(rank=rank, world=world, stream_len=n, started=time.time())
+        self.ledger.first_update_seq = np.full(n, -1, dtype=np.int64)
+        self.ledger.first_grad_update_seq = np.full(n, -1, dtype=np.int64)
+        self.ledger.first_score_seq = np.full(n, -1, dtype=np.int64)
+        self._shadows: dict[int, tuple] = {}
+        self._kinds: dict = {}
+        self._seq = 0
+        self._consumed_any: list[np.ndarray] = []
+        self._consumed_grad: list[np.ndarray] = []
+        self._reset_consumed = False
+        self._tracked: dict[int, tuple] = {}  # storage ptr -> (weakref, version, data_ptr)
+        self._seen_modules: "weakref.WeakSet" = weakref.WeakSet()
+        self._in_step = 0
+        self._content_index = None
+        self._hooks = []
+
+    # ----- set-up -------------------------------------------------------------------------------
+    def install_hooks(self) -> None:
+        """Global optimizer-step and module-forward hooks (removed by remove_hooks)."""
+        from torch.nn.modules.module import register_module_forward_pre_hook
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+        self._hooks = [
+            register_optimizer_step_pre_hook(self._pre_step),
+            register_optimizer_step_post_hook(self._post_step),
+            register_module_forward_pre_hook(self._module_pre_forward),
+        ]
+
+    def remove_hooks(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    # ----- tagging the validation tokens ----------------------------------------------------------
+    def tag_if_validation(self, tensor, how: str = "tensor"):
+        """If `tensor` (1-D integers) equals a stretch of the validation stream, give it a shadow."""
+        if not _is_int(tensor) or tensor.dim() != 1 or tensor.numel() < 2 or id(tensor) in self._shadows:
+            return tensor
+        n = tensor.numel()
+        if n > self.stream.size:
+            return tensor
+        values = tensor.detach().to("cpu", torch.int64).numpy()
+        start = self._find_in_stream(values)
+        if start is None:
+            return tensor
+        shadow = torch.arange(start, start + n, dtype=torch.int64, device=tensor.device)
+        self._register(tensor, shadow)
+        self.ledger.tagged.append((int(start), int(n), how))
+        return tensor
+
+    def _find_in_stream(self, values: np.ndarray) -> int | None:
+        n = values.size
+        probe = min(n, 16)
+        candidates = list(self.starts)
+        if self._content_index is None and self.stream.size <= (1 << 24):
+            keys = self._gram_keys(self.stream)
+            order = np.argsort(keys, kind="stable")
+            self._content_index = (keys[order], order)
+        if self._content_index is not None and n >= 4:
+            keys, order = self._content_index
+            key = self._gram_keys(values[:4])[0]
+            lo, hi = np.searchsorted(keys, key), np.searchsorted(keys, key, side="right")
+            candidates = list(order[lo:hi][:64]) + candidates
+        for start in candidates:
+            start = int(start)
+            if start + n <= self.stream.size and np.array_equal(self.stream[start:start + probe], values[:probe]):
+                if np.array_equal(self.stream[start:start + n], values):
+                    return start
+        return None
+
+    @staticmethod
+    def _gram_keys(tokens: np.ndarray) -> np.ndarray:
+        t = tokens.astype(np.uint64)
+        if t.size < 4:
+            return np.zeros(0, dtype=np.uint64)
+        return (t[:-3] << np.uint64(48)) | (t[1:-2] << np.uint64(32)) | (t[2:-1] << np.uint64(16)) | t[3:]
+
+    def _register(self, tensor, shadow) -> None:
+        key = id(tensor)
+        shadows = self._shadows
+        self._shadows[key] = (weakref.ref(tensor, lambda _r, k=key: shadows.pop(k, None)), shadow)
+
+    def _shadow_of(self, t):
+        entry = self._shadows.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return entry[1]
+        return None
+
+    # ----- the mode -----------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if kwargs is None:
+            kwargs = {}
+        kind = self._kinds.get(func)
+        if kind is None:
+            kind = self._kinds[func] = _classify(func)
+        shadows = self._shadows
+        hit = False
+        if shadows:
+            for a in args:
+                if id(a) in shadows:
+                    hit = True
+                    break
+                if type(a) in (list, tuple):
+                    for b in a:
+                        if id(b) in shadows:
+                            hit = True
+                            break
+                    if hit:
+                        break
+            if not hit and kwargs:
+                for a in kwargs.values():
+                    if id(a) in shadows:
+                        hit = True
+                        break
+        if not hit or kind == K_META:
+            if kind >= K_SETITEM and kind <= K_INDEXED and not self._in_step and args:
+                self._check_direct_write(func, args)
+            if kind == K_CE or kind == K_NLL:
+                if self.ledger.scores:
+                    self.ledger.untraced_losses += 1
+            out = func(*args, **kwargs)
+            if kind == K_COPY and args and id(args[0]) in shadows:
+                shadows.pop(id(args[0]), None)  # overwritten by untracked values
+            return out
+        return self._slow(func, kind, args, kwargs)
+
+    # ----- ops that touch shadowed tensors ---------------------------------------------------------
+    def _slow(self, func, kind, args, kwargs):
+        if kind in (K_SETITEM, K_COPY, K_INPLACE, K_INDEXED) and not self._in_step:
+            self._check_direct_write(func, args)
+        out = func(*args, **kwargs)
+        grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        with torch._C.DisableTorchFunction():
+            if kind == K_MOVE:
+                self._propagate(func, args, kwargs, out, grad)
+            elif kind == K_GETITEM:
+                self._getitem(args, out, grad)
+            elif kind == K_GATHER:
+                self._gather(func, args, kwargs, out, grad)
+            elif kind == K_SETITEM:
+                self._setitem(args, grad)
+            elif kind == K_COPY:
+                self._copy(args, grad)
+            elif kind == K_CE or kind == K_NLL:
+                self._loss(kind, args, kwargs, out, grad)
+            elif kind == K_INDEXED:
+                positions = self._positions_in(args, kwargs)
+                self._consume(positions, grad)
+                target = args[0] if args else None
+                if isinstance(target, torch.Tensor) and self._shadow_of(target) is None and getattr(func, "__name__", "").endswith("_"):
+                    self._mutation("indexed-write", getattr(func, "__name__", "?"), extra=positions, grad_fed=grad)
+            else:
+                self._consume(self._positions_in(args, kwargs), grad)
+                if kind == K_INPLACE and args and self._shadow_of(args[0]) is not None and id(args[0]) in self._shadows:
+                    self._shadows.pop(id(args[0]), None)  # arithmetic in place: no longer tokens
+        return out
+
+    def _positions_in(self, args, kwargs) -> np.ndarray:
+        found = []
+        for a in list(args) + list(kwargs.values()):
+            items = a if type(a) in (list, tuple) else (a,)
+            for b in items:
+                s = self._shadow_of(b) if isinstance(b, torch.Tensor) else None
+                if s is not None:
+                    p = s.reshape(-1).cpu().numpy()
+                    found.append(p[p >= 0])
+        if not found:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(found)
+
+    def _consume(self, positions: np.ndarray, grad: bool) -> None:
+        if positions.size == 0:
+            return
+        if self._reset_consumed:
+            self._consumed_any, self._consumed_grad, self._reset_consumed = [], [], False
+        self._consumed_any.append(positions)
+        if grad:
+            self._consumed_grad.append(positions)
+
+    def _propagate(self, func, args, kwargs, out, grad) -> None:
+        name = getattr(func, "__name__", "")
+        data = args[0] if args else None
+        if type(data) in (list, tuple):
+            if not any(self._shadow_of(t) is not None for t in data if isinstance(t, torch.Tensor)):
+                self._consume(self._positions_in(args, kwargs), grad)
+                return
+            sdata = type(data)(self._shadow_or_blank(t) if isinstance(t, torch.Tensor) else t for t in data)
+        else:
+            s = self._shadow_of(data) if isinstance(data, torch.Tensor) else None
+            if s is None:
+                self._consume(self._positions_in(args, kwargs), grad)
+                return
+            sdata = s
+        outs = out if type(out) in (list, tuple) else (out,)
+        if not all(_is_int(o) for o in outs):
+            self._consume(self._positions_in(args, kwargs), grad)  # tokens turned into floats: a use
+            return
+        if name in _SAME:
+            souts = (sdata.to(outs[0].device),) if sdata.shape == outs[0].shape else None
+        else:
+            skw = {k: v for k, v in kwargs.items() if k not in ("out", "dtype", "memory_format", "device", "non_blocking")}
+            try:
+                res = func(sdata, *args[1:], **skw)
+            except Exception:
+                res = None
+            souts = None if res is None else (tuple(res) if type(res) in (list, tuple) else (res,))
+        if souts is None or len(souts) != len(outs):
+            return
+        for o, so in zip(outs, souts):
+            if isinstance(so, torch.Tensor) and so.shape == o.shape:
+                self._register(o, so.to(o.device))
+
+    def _shadow_or_blank(self, t):
+        s = self._shadow_of(t)
+        if s is not None:
+            return s
+        return torch.full(t.shape, -1, dtype=torch.int64, device=t.device)
+
+    def _getitem(self, args, out, grad) -> None:
+        data, index = args[0], args[1]
+        s = self._shadow_of(data)
+        idx_items = index if type(index) is tuple else (index,)
+        if s is not None:
+            if _is_int(out):
+                self._register(out, s[index].to(out.device))
+            return
+        # the index is shadowed: a lookup of a table by tokens, or a loss at the targets
+        last = idx_items[-1] if idx_items else None
+        target_shadow = self._shadow_of(last) if isinstance(last, torch.Tensor) else None
+        if (target_shadow is not None and data.is_floating_point() and data.dim() >= 2
+                and len(idx_items) == data.dim() and all(isinstance(i, torch.Tensor) for i in idx_items)):
+            # data[rows..., targets]: read each row of a distribution at its target
+            *lead, tgt = torch.broadcast_tensors(*idx_items)
+            flat = torch.zeros_like(tgt, dtype=torch.int64)
+            for dim_size, i in zip(data.shape[:-1], lead):
+                flat = flat * dim_size + i.long()
+            rows = data.reshape(-1, data.shape[-1])[flat.reshape(-1)]
+            self._score_rows("index", rows, tgt.reshape(-1), target_shadow.expand(tgt.shape).reshape(-1), out.reshape(-1), grad)
+            return
+        positions = self._positions_in(args, {})
+        self._consume(positions, grad)
+        self._lookup(data)
+
+    def _gather(self, func, args, kwargs, out, grad) -> None:
+        data = args[0] if args else kwargs.get("input")
+        s = self._shadow_of(data) if isinstance(data, torch.Tensor) else None
+        if s is not None:
+            self._propagate(func, args, kwargs, out, grad)
+            return
+        name = getattr(func, "__name__", "")
+        if name == "gather":
+            dim = args[1] if len(args) > 1 else kwargs.get("dim")
+            index = args[2] if len(args) > 2 else kwargs.get("index")
+        else:
+            index = args[1] if len(args) > 1 else kwargs.get("indices")
+            dim = args[2] if len(args) > 2 else kwargs.get("dim")
+        ishadow = self._shadow_of(index) if isinstance(index, torch.Tensor) else None
+        if (ishadow is not None and isinstance(dim, int) and data.is_floating_point() and data.dim() >= 2
+                and index.dim() == data.dim() and index.shape[dim] == 1):
+            moved = data.movedim(dim, -1)
+            rows = moved.reshape(-1, moved.shape[-1])
+            tgt = index.movedim(dim, -1).reshape(-1)
+            if rows.shape[0] == tgt.numel():
+                self._score_rows("gather", rows, tgt, ishadow.movedim(dim, -1).reshape(-1), out.movedim(dim, -1).reshape(-1), grad)
+                return
+        self._consume(self._positions_in(args, kwargs), grad)
+        self._lookup(data)
+
+    def _setitem(self, args, grad) -> None:
+        dst, index, value = args[0], args[1], args[2]
+        vs = self._shadow_of(value) if isinstance(value, torch.Tensor) else None
+        ds = self._shadow_of(dst)
+        if _is_int(dst) and (vs is not None or ds is not None):
+            if ds is None:
+                ds = torch.full(dst.shape, -1, dtype=torch.int64, device=dst.device)
+                self._register(dst, ds)
+            ds[index] = vs.to(ds.device) if vs is not None else -1
+            return
+        positions = self._positions_in(args, {})
+        self._consume(positions, grad)
+        if not _is_int(dst) or ds is None:
+            self._mutation("indexed-write", "__setitem__", extra=positions, grad_fed=grad)
+
+    def _copy(self, args, grad) -> None:
+        dst, src = args[0], args[1]
+        ss = self._shadow_of(src) if isinstance(src, torch.Tensor) else None
+        if ss is not None and _is_int(dst):
+            self._register(dst, ss.expand(dst.shape).to(dst.device).clone())
+            return
+        if ss is None:
+            self._shadows.pop(id(dst), None)
+            return
+        self._consume(self._positions_in(args, {}), grad)
+
+    def _loss(self, kind, args, kwargs, out, grad) -> None:
+        inp = args[0] if args else kwargs.get("input")
+        target = args[1] if len(args) > 1 else kwargs.get("target")
+        ts = self._shadow_of(target) if isinstance(target, torch.Tensor) else None
+        if ts is None or not isinstance(inp, torch.Tensor) or not inp.is_floating_point():
+            self._consume(self._positions_in(args, kwargs), grad)
+            if self.ledger.scores:
+                self.ledger.untraced_losses += 1
+            return
+        opts = {k: v for k, v in kwargs.items() if k in ("weight", "ignore_index", "label_smoothing")}
+        for i, key in enumerate(("weight", "size_average", "ignore_index", "reduce", "reduction", "label_smoothing")[: max(0, len(args) - 2)]):
+            if key in ("weight", "ignore_index", "label_smoothing"):
+                opts[key] = args[2 + i]
+        reduction = kwargs.get("reduction", args[6] if len(args) > 6 else "mean")
+        fn = F.cross_entropy if kind == K_CE else F.nll_loss
+        if reduction == "none":
+            per = out
+        else:
+            per = fn(inp, target, reduction="none", **opts)
+        rows = inp.movedim(1, -1).reshape(-1, inp.shape[1]) if inp.dim() > 1 else inp.reshape(1, -1)
+        ignore = opts.get("ignore_index", -100)
+        keep = target.reshape(-1) != ignore
+        self._record_score("ce" if kind == K_CE else "nll", ts.reshape(-1), per.reshape(-1), keep, rows,
+                           "logits" if kind == K_CE else "logprobs", target.reshape(-1), grad)
+
+    def _score_rows(self, kind, rows, targets, positions, gathered, grad) -> None:
+        lo, hi = float(rows.min()), float(rows.max())
+        if lo >= 0.0 and hi <= 1.0 + 1e-6:
+            space, losses = "probs", -torch.log(gathered.double())
+        elif hi <= 1e-6:
+            space, losses = "logprobs", -gathered.double()
+        else:  # raw logits read at the target (e.g. a hand-written logsumexp - logit): not a score
+            self._consume(positions[positions >= 0].cpu().numpy(), grad)
+            return
+        self._record_score(kind, positions, losses, None, rows, space, targets, grad)
+
+    def _record_score(self, kind, positions, losses, keep, rows, space, targets, grad) -> None:
+        pos = positions.detach().cpu().numpy()
+        mask = pos >= 1  # the first token of the stream is never a target
+        if keep is not None:
+            mask &= keep.cpu().numpy()
+        self._consume(pos[pos >= 0], grad)
+        if not mask.any():
+            return
+        self._check_versions()
+        seq = self._next_seq()
+        site = self._site()
+        sel = np.flatnonzero(mask)
+        p = pos[sel]
+        values = losses.detach().reshape(-1).double().cpu().numpy()[sel]
+        led = self.ledger
+        unseen = led.first_score_seq[p] < 0
+        led.first_score_seq[p[unseen]] = seq
+        led.scores.append(dict(seq=seq, t=time.time(), positions=p.astype(np.int64), losses=values, grad=grad,
+                               kind=kind, site=site))
+        if space != "logits":
+            self._check_normalised(rows, space, sel, seq, site)
+        if self.capture:
+            hits = [i for i, q in enumerate(p.tolist()) if q in self.capture]
+            for i in hits:
+                row = rows[int(sel[i])].detach().double()
+                logd = torch.log_softmax(row, -1) if space == "logits" else (torch.log(row) if space == "probs" else row)
+                led.dists.setdefault(int(p[i]), []).append((seq, logd.cpu().numpy()))
+
+    def _check_normalised(self, rows, space, sel, seq, site) -> None:
+        picked = rows[torch.as_tensor(sel, device=rows.device)].double()
+        total = picked.sum(-1) if space == "probs" else torch.logsumexp(picked, -1).exp()
+        dev = (total - 1.0).abs()
+        bad = dev > 1e-3
+        if bool(bad.any()):
+            self.ledger.c2.append(dict(seq=seq, site=site, rows=int(bad.sum()), of=int(dev.numel()),
+                                       worst=float(total[dev.argmax()]), space=space))
+
+    def _lookup(self, table) -> None:
+        if isinstance(table, torch.Tensor) and not table.requires_grad and len(self.ledger.lookups) < 1000:
+            self.ledger.lookups.append(dict(seq=self._seq, site=self._site(), table_len=int(table.shape[0]) if table.dim() else 0,
+                                            dtype=str(table.dtype)))
+
+    # ----- mutations ----------------------------------------------------------------------------
+    def _module_pre_forward(self, module, args):
+        if module in self._seen_modules:
+            return None
+        for m in module.modules():
+            self._seen_modules.add(m)
+        for t in list(module.parameters()) + list(module.buffers()):
+            self._track(t)
+        return None
+
+    def _track(self, t) -> None:
+        try:
+            key = t.untyped_storage().data_ptr()
+        except Exception:
+            return
+        if key:
+            self._tracked[key] = (weakref.ref(t), t._version, t.data_ptr())
+
+    def _check_direct_write(self, func, args) -> None:
+        dst = args[0]
+        if type(dst) in (list, tuple) or not isinstance(dst, torch.Tensor):
+            return
+        try:
+            key = dst.untyped_storage().data_ptr()
+        except Exception:
+            return
+        entry = self._tracked.get(key)
+        if entry is None:
+            return
+        grad_fed = bool(self._consumed_grad) and not self._reset_consumed
+        self._mutation("write", getattr(func, "__name__", "?"), grad_fed=grad_fed)
+        ref = entry[0]
+        t = ref()
+        if t is not None:
+            self._tracked[key] = (ref, t._version + 1, t.data_ptr())
+
+    def _check_versions(self) -> None:
+        changed = False
+        for key, (ref, version, ptr) in list(self._tracked.items()):
+            t = ref()
+            if t is None:
+                del self._tracked[key]
+                continue
+            if t._version != version or t.data_ptr() != ptr:
+                changed = True
+                self._tracked[key] = (ref, t._version, t.data_ptr())
+        if changed:
+            self._mutation("unobserved", "version-counter", grad_fed=bool(self._consumed_grad) and not self._reset_consumed)
+
+    def _pre_step(self, optimizer, args, kwargs):
+        self._in_step += 1
+
+    def _post_step(self, optimizer, args, kwargs):
+        self._in_step = max(0, self._in_step - 1)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        for p in params:
+            self._track(p)
+        self._mutation("optimizer", type(optimizer).__name__, grad_fed=True, grad_only=True)
+
+    def _mutation(self, kind, name, extra=None, grad_fed=False, grad_only=False) -> None:
+        led = self.ledger
+        consumed = [] if self._reset_consumed else (self._consumed_grad if grad_only else self._consumed_any)
+        parts = list(consumed) + ([extra] if extra is not None and extra.size else [])
+        fed = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        seq = self._next_seq()
+        if fed.size:
+            fresh = fed[led.first_update_seq[fed] < 0]
+            led.first_update_seq[fresh] = seq
+            if grad_fed:
+                fresh = fed[led.first_grad_update_seq[fed] < 0]
+                led.first_grad_update_seq[fresh] = seq
+        unscored = fed[led.first_score_seq[fed] < 0] if fed.size else fed
+        led.mutations.append(dict(seq=seq, t=time.time(), kind=kind, name=name, site=self._site(), fed=int(fed.size),
+                                  fed_min=int(fed.min()) if fed.size else -1, fed_max=int(fed.max()) if fed.size else -1,
+                                  grad_fed=bool(grad_fed and fed.size), unscored=int(unscored.size),
+                                  first_unscored=int(unscored.min()) if unscored.size else -1))
+        self._reset_consumed = True
+
+    # ----- bookkeeping --------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _site(self) -> tuple:
+        """The frames of the submission (or, failing that, of any non-library file) on the stack."""
+        frames = []
+        f = sys._getframe(2)
+        while f is not None:
+            name = f.f_code.co_filename
+            if not name.startswith(_LIBRARY_DIRS) and not name.startswith("<"):
+                frames.append((name, f.f_lineno, f.f_code.co_name))
+            f = f.f_back
+        if self.submission_files:
+            own = [fr for fr in frames if os.path.abspath(fr[0]) in self.submission_files]
+            frames = own or frames
+        return tuple(reversed(frames))
+
+    def network_attempt(self, host, port) -> None:
+        self.ledger.network.append(dict(host=str(host), port=port, site=self._site(), t=time.time()))
+
+    def finish(self) -> LedgerData:
+        self._check_versions()
+        self.ledger.finished = time.time()
+        return self.ledger
+
