@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from eval_tiny_lm import fake_luts, patterned_tokens, tiny_model
+from golf.errors import GolfError
 from golf.eval.bpb import ByteLUTs
 from golf.eval.sliding import eval_sliding, sliding_windows
 
@@ -129,7 +130,7 @@ def test_uint16_tokens_and_mode_restored():
 
 
 def test_bad_shapes_are_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(GolfError, match="stride 128"):
         sliding_windows(100, 64, 128)
-    with pytest.raises(ValueError):
+    with pytest.raises(GolfError):
         sliding_windows(0, 64, 32)

@@ -8,7 +8,7 @@ import torch
 
 from eval_tiny_lm import fake_luts, patterned_tokens, tiny_model
 from golf.budget import WallclockBudget
-from golf.errors import BudgetExceeded
+from golf.errors import BudgetExceeded, GolfError
 from golf.eval.sliding import eval_sliding, sliding_windows
 from golf.eval.ttt import adapted_parameters, cosine_lr, eval_score_first_ttt, windows_by_chunk
 
@@ -95,6 +95,16 @@ def test_lr_zero_equals_the_sliding_score(data, learned_run):
     assert learned.val_bpb_s0 < sliding.val_bpb - 0.01
 
 
+def test_legal_when_stride_does_not_divide_the_chunk():
+    # stride 48 and chunks of 700: windows straddle chunk edges and chunk 0 holds a short tail
+    tokens, luts = patterned_tokens(3001), fake_luts()
+    ledger = Ledger(3000)
+    result = eval_score_first_ttt(tiny_model(), tokens, luts, observer=ledger, **{
+        **TTT, "stride": 48, "chunk_tokens": 700, "micro_batch_seqs": 3, "epochs": 1})
+    assert ledger.unscored_reads == [] and (ledger.scored[1:] == 1).all()
+    assert result.chunks == 5 and result.trained_chunks == 4
+
+
 def test_only_the_adapted_parameters_change_and_flags_are_restored(data):
     tokens, luts = data
     model = tiny_model(n_blocks=3)
@@ -108,6 +118,13 @@ def test_only_the_adapted_parameters_change_and_flags_are_restored(data):
     assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]) != (name in names), name
+
+
+def test_bad_ttt_settings_are_rejected(data):
+    with pytest.raises(GolfError, match="last 3 blocks"):
+        eval_score_first_ttt(tiny_model(), *data, **{**TTT, "adapt_last_blocks": 3})
+    with pytest.raises(GolfError):
+        eval_score_first_ttt(tiny_model(), *data, **{**TTT, "micro_batch_seqs": 0})
 
 
 def test_chunks_hold_exactly_their_targets():

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from golf.errors import GolfError
 from golf.eval.bpb import BpbAccumulator, ByteLUTs
 from golf.eval.losses import softcap_cross_entropy
 
@@ -56,7 +57,8 @@ class SlidingWindows:
 def sliding_windows(n_targets: int, seq_len: int, stride: int, records_compat: bool = False) -> SlidingWindows:
     """The windows of reference.md 5.1 for a stream of `n_targets` targets (exact-once by default)."""
     if n_targets < 1 or seq_len < 1 or not 1 <= stride <= seq_len:
-        raise ValueError(f"bad sliding window shape: n_targets={n_targets} seq_len={seq_len} stride={stride}")
+        raise GolfError(f"bad sliding window shape: {n_targets} targets, context {seq_len}, stride {stride} "
+                        "(need at least one target and 1 <= stride <= context)")
     if records_compat:
         starts = np.arange(0, n_targets, stride, dtype=np.int64)
     else:

@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 from golf.budget import WallclockBudget
-from golf.errors import BudgetExceeded
+from golf.errors import BudgetExceeded, GolfError
 from golf.eval.bpb import BpbAccumulator, ByteLUTs
 from golf.eval.sliding import (
     SlidingWindows,
@@ -79,7 +79,7 @@ def adapted_parameters(model, adapt_last_blocks: int) -> list[torch.nn.Parameter
     """The last `adapt_last_blocks` blocks' parameters plus every parameter named "*scale*"."""
     n_blocks = len(model.blocks)
     if not 0 <= adapt_last_blocks <= n_blocks:
-        raise ValueError(f"adapt_last_blocks={adapt_last_blocks} but the model has {n_blocks} blocks")
+        raise GolfError(f"TTT adapts the last {adapt_last_blocks} blocks but the model has {n_blocks}")
     in_last_blocks = {
         id(p) for block in list(model.blocks)[n_blocks - adapt_last_blocks :] for p in block.parameters()
     }
@@ -215,7 +215,7 @@ def eval_score_first_ttt(
 ) -> TTTResult:
     """Score-first TTT over `val_tokens` (N+1 tokens); returns the s_0 score, identical on every rank."""
     if chunk_tokens < 1 or micro_batch_seqs < 1 or epochs < 0:
-        raise ValueError("chunk_tokens and micro_batch_seqs must be >= 1 and epochs >= 0")
+        raise GolfError("TTT needs chunk_tokens >= 1, micro_batch_seqs >= 1 and epochs >= 0")
     device = torch.device(device)
     synchronize(device)
     started = time.perf_counter()
