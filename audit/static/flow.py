@@ -10,6 +10,7 @@ Every value carries a set of *kinds*:
     B   read from a file blob (lzma/zlib decompress, np.frombuffer, read_bytes...)
     o:L a value looked up *at the target* (gather / subscript / .get with a target) at line L
     p:i depends on the function's i-th parameter (symbolic; substituted at each call site)
+    pt:i a target if the i-th parameter is val data (a shifted slice of it)
 
 Kinds flow through assignments, tuple unpacking, slicing and subscripts, attribute loads, in-place
 container writes, calls (library calls: the union of their arguments and receiver; calls of this
@@ -42,7 +43,7 @@ V, T, N, R, B = "V", "T", "N", "R", "B"
 VAL_NAME = re.compile(r"^(val|valid|validation)(_data)?(_tokens?|_ids|_token_ids)?$|^val_tokens\w*$|^all_val\w*$")
 VAL_STRING = re.compile(r"^(val|valid|validation)$|fineweb_val|_val_\*|val_\*|_val\.bin")
 SHAPE_CALLS = {"numel", "size", "len", "dim", "nelement", "zeros_like", "ones_like", "empty_like", "full_like",
-               "ceil", "floor"}
+               "ceil", "floor", "nonzero", "argwhere", "searchsorted", "flatnonzero"}  # sizes and positions
 SHAPE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda", "itemsize"}
 RANDOM_CALLS = {"randint", "randperm", "choice", "permutation", "shuffle", "sample", "rand", "randn",
                 "integers", "random"}
@@ -216,9 +217,11 @@ class FlowAnalysis:
             base = self._kinds(e.value, f, bound)
             index = self._kinds(e.slice, f, bound)
             out = base | {k for k in index if k != N}
-            if V in base and _shifted_by_one(e.slice):
-                out.add(T)
-            if T in index and V not in base and not _is_lut(e.value):
+            if _shifted_by_one(e.slice):
+                if V in base:
+                    out.add(T)
+                out |= {"pt:" + k[2:] for k in base if k.startswith("p:")}
+            if V not in base and T in self.effective(index, f) and not _is_lut(e.value):
                 out.add(f"o:{e.lineno}")
             return out
         if isinstance(e, ast.Call):
@@ -246,10 +249,9 @@ class FlowAnalysis:
 
     @staticmethod
     def _shape(kinds: set) -> set:
-        out = {k for k in kinds if k.startswith("p:")}
-        if V in kinds or T in kinds or N in kinds:
-            out.add(N)
-        return out
+        if V in kinds or T in kinds or N in kinds or any(k.startswith("p:") for k in kinds):
+            return {N}
+        return set()
 
     def _call_kinds(self, call: ast.Call, f: FuncFacts, bound: dict) -> set:
         name = callee_name(call)
@@ -276,10 +278,11 @@ class FlowAnalysis:
             out = set(receiver).union(*args, *kw.values()) if (args or kw or receiver) else set()
         if name in BLOB_CALLS:
             out.add(B)
-        if name in ("gather", "take_along_dim", "get") and any(T in a for a in args + list(kw.values())):
+        targets = [T in self.effective(a, f) for a in args]
+        if name in ("gather", "take_along_dim", "get") and any(targets):
             if not (isinstance(call.func, ast.Attribute) and _is_lut(call.func.value)):
                 out.add(f"o:{call.lineno}")
-        if callees and any(T in a for a in args) and any(k.startswith("o:") for c in callees for k in c.returns):
+        if callees and any(targets) and any(k.startswith("o:") for c in callees for k in c.returns):
             out.add(f"o:{call.lineno}")
         return out
 
@@ -287,7 +290,14 @@ class FlowAnalysis:
         offset = 1 if callee.params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute) else 0
         out = set()
         for k in kinds:
-            if k.startswith("p:"):
+            if k.startswith("pt:"):  # a target if parameter i is val data
+                i = int(k[3:]) - offset
+                a = args[i] if 0 <= i < len(args) else kw.get(
+                    callee.params[i + offset] if 0 <= i + offset < len(callee.params) else None, set())
+                if V in a or T in a:
+                    out.add(T)
+                out |= {"pt:" + x[2:] for x in a if x.startswith("p:")}
+            elif k.startswith("p:"):
                 i = int(k[2:]) - offset
                 if 0 <= i < len(args):
                     out |= args[i]
@@ -407,6 +417,8 @@ class FlowAnalysis:
         for k in kinds:
             if k.startswith("p:"):
                 out |= f.param_in.get(int(k[2:]), set())
+            elif k.startswith("pt:") and {V, T} & f.param_in.get(int(k[3:]), set()):
+                out.add(T)
             out.add(k)
         return out
 
@@ -847,7 +859,7 @@ class FlowAnalysis:
             return []
         left, right = self.eff(node.left, f), self.eff(node.comparators[0], f)
         for a, b in ((left, right), (right, left)):
-            if T in a and B in b and V not in b:
+            if T in a and B in b and T not in b:
                 return [Violation(
                     "PREFIX-1", node.lineno,
                     "validation targets are compared with tokens read from a stored blob: the artifact "

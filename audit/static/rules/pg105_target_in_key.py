@@ -1,0 +1,72 @@
+"""PG105 C1: the target token feeds a lookup key, so p(x_t) depends on x_t."""
+
+from audit.static.flow_rule import FlowRule
+from audit.static.rules import _legal
+
+
+class TargetInKey(FlowRule):
+    """The probability of token t may depend only on the artifact and the strict prefix (C1 of
+    Issue #1017). The rule follows the target tensor (validation tokens shifted by one, and
+    parameters that receive it) and flags it where it is hashed into a key (`ctx_hash ^ (tgt *
+    prime)`), the hashed n-gram cache of the #779 family. The final log-prob lookup (`gather`,
+    `cross_entropy`) and the byte LUTs are the target's legal uses.
+
+    Precedent: valerio-oai on #779 and #1185; cocohearts on #2041, #2118, #2130; the mass closure of
+    hashed n-gram caches on #677.
+    """
+
+    code = "PG105"
+    rule = "C1"
+    severity = "error"
+    confidence = "high"
+    references = ("#779", "#1185", "#677", "#2041", "#2118", "#2130", "Issue #1017")
+    summary = "the target token is hashed into a lookup key (target-keyed n-gram cache)"
+
+    VALID = _legal.ALL + [
+        _legal.HEADER + '''
+
+class PrefixNgram:
+    """Counts keyed by the context hash only; the distribution over all next tokens is mixed."""
+
+    def __init__(self, vocab):
+        self.counts = torch.zeros(1 << 20, vocab)
+
+    def dist(self, x):
+        ctx_hash = (x * 1000003) ^ (x.roll(1, dims=1) * 998244353)
+        return self.counts[ctx_hash & ((1 << 20) - 1)]
+
+
+def eval_mixed(args, model, ngram, val_tokens):
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()[None]
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()[None]
+        p = 0.9 * F.softmax(model.forward_logits(x), -1) + 0.1 * F.normalize(ngram.dist(x), p=1, dim=-1)
+        loss_sum += -torch.log(p.gather(-1, y[..., None])).double().sum()
+    return float(loss_sum)
+''',
+    ]
+    INVALID = [
+        _legal.HEADER + '''
+
+class BackoffMixer:
+    def mix_and_score(self, logits, x_batch, y_batch):
+        neural_p = F.softmax(logits, -1).gather(2, y_batch.unsqueeze(2)).squeeze(2)
+        x_np = x_batch.cpu().numpy().astype(np.uint64)
+        y_np = y_batch.cpu().numpy().astype(np.uint64)
+        ctx_hash = x_np * np.uint64(1000003)
+        full_key = ((ctx_hash ^ (y_np * np.uint64(998244353))) & np.uint64(0xFFFFF)).astype(np.int64)
+        ngram_p = torch.tensor(self.full_counts[full_key] / np.maximum(self.ctx_counts[ctx_hash & 0xFFFFF], 1))
+        return -torch.log(0.8 * neural_p + 0.2 * ngram_p)
+
+
+def eval_val_mixed(args, model, mixer, val_tokens):
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()[None]
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()[None]
+        nll = mixer.mix_and_score(model.forward_logits(x), x, y)
+        loss_sum += nll.double().sum()
+    return float(loss_sum)
+''',
+    ]
