@@ -115,10 +115,12 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
     cands = [c for p in passes for c in L.candidates(p, byte_counts)]
     rep = reported_from_log(log_text)
     counted, how = choose_counted(cands, rep)
-    first_score_t = L.first_times(ledgers, "first_score_seq")
     first_update_t = L.first_times(ledgers, "first_update_seq")
     first_grad_update_t = L.first_times(ledgers, "first_grad_update_seq")
-    scored_any = np.isfinite(first_score_t)
+    scored_any = np.zeros(n, dtype=bool)
+    for led in ledgers:
+        for e in led["scores"]:
+            scored_any[e["positions"]] = True
     mutations = [m for led in ledgers for m in led["mutations"]]
     summary: dict = {
         "positions_in_stream": max(n - 1, 0),
@@ -143,7 +145,8 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
                                  evidence=f"untraced loss calls: {summary['untraced_loss_calls']}"))
     else:
         findings += _check_counted(counted, how, rep, n, ledgers, locator, summary)
-        findings += _check_order(counted, ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator, summary)
+        first_score_t = _first_evaluation_scores(ledgers, counted, n)
+        findings += _check_order(counted, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary)
     findings += _check_c2(ledgers, locator)
     findings += _check_network(ledgers, locator)
     findings += _check_budget(counted, ledgers, eval_budget_s, locator, summary)
@@ -222,7 +225,19 @@ def _first_duplicate_event(c: L.Candidate) -> dict | None:
     return None
 
 
-def _check_order(c, ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator, summary) -> list[Finding]:
+def _first_evaluation_scores(ledgers, counted: L.Candidate, n: int) -> np.ndarray:
+    """Per position, when it was first scored by an evaluation: a loss computed without autograd, or
+    one of the reported pass. (A training loss scores its tokens too, but only to train on them.)"""
+    first = np.full(n, np.inf)
+    for led in ledgers:
+        for e in led["scores"]:
+            if not e["grad"]:
+                np.minimum.at(first, e["positions"], e["t"])
+    np.minimum.at(first, counted.positions, counted.times)
+    return first
+
+
+def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary) -> list[Finding]:
     out = []
     n = first_score_t.size
     early = np.flatnonzero(np.isfinite(first_update_t) & (first_update_t < first_score_t))

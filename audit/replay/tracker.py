@@ -461,7 +461,7 @@ class Tracker(TorchFunctionMode):
 
     def _score_rows(self, kind, rows, targets, positions, gathered, grad) -> None:
         lo, hi = float(rows.min()), float(rows.max())
-        if lo >= 0.0 and hi <= 1.0 + 1e-6:
+        if lo >= 0.0:  # probabilities, normalised or not (C2 checks the sums)
             space, losses = "probs", -torch.log(gathered.double())
         elif hi <= 1e-6:
             space, losses = "logprobs", -gathered.double()

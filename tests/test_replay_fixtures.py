@@ -1,0 +1,86 @@
+"""Replays of the fixture submissions (tests/fixtures/replay/*): the legal one passes, every illegal one
+fails with its rule id at the line its `# <- EXPECT RULE` comment marks.
+
+Each replay runs the fixture's train_gpt.py in a subprocess on small shards in the real format
+(golf.data.corpus, vocab 384), training included; the probe run (C1) is made only where it is the
+mechanism under test, to keep the suite short.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from audit.finding import verdict_of
+from audit.replay import run_replay
+from audit.replay.invariants import Locator, analyze
+from audit.replay.ledger import load_ledgers
+from audit.replay.run import SYNTHETIC
+from golf.data.tokenizer import build_byte_luts, load_tokenizer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "replay"
+EXPECT = re.compile(r"# <- EXPECT (\S+)")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from golf.data.corpus import build_demo
+
+    out = tmp_path_factory.mktemp("replay") / "data"
+    build_demo(out, **SYNTHETIC)
+    return out
+
+
+def expected(name: str) -> set[tuple[str, int]]:
+    lines = (FIXTURES / name / "train_gpt.py").read_text().splitlines()
+    return {(m.group(1), i + 1) for i, line in enumerate(lines) if (m := EXPECT.search(line))}
+
+
+def errors(outcome) -> set[tuple[str, int]]:
+    return {(f.rule, f.line) for f in outcome.findings if f.severity == "error"}
+
+
+def test_legal_score_first_ttt_passes_with_its_score_recomputed(data, tmp_path):
+    outcome = run_replay(FIXTURES / "legal_ttt", data=data, keep=tmp_path / "work")
+    s = outcome.summary
+    assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
+    assert abs(s["recomputed_val_bpb"] - s["reported_val_bpb"]) <= 1e-6 * s["reported_val_bpb"]
+    assert s["counted_exactly_once"] == s["positions_counted"] == s["positions_scored"]
+    assert s["never_counted"] == s["truncated_tail"] < 2048
+    assert s["updates_using_val"] == 6 and s["first_violation"] is None
+    (probe,) = s["probes"]
+    assert probe["passed"] and probe["compared_positions"] > 1000 and probe["distributions_compared"] == 5
+    assert [e["kind"] for e in s["timeline"]][:4] == ["score", "score", "update", "score"]
+    assert s["network_attempts"] == 0 and 0 < s["eval_seconds"] < 600
+
+    # the same ledger judged against a budget it cannot meet
+    ledgers = load_ledgers(tmp_path / "work" / "run" / "ledgers")
+    luts = build_byte_luts(load_tokenizer(data / "tokenizer.model"))
+    log = (tmp_path / "work" / "run" / "stdout.txt").read_text()
+    import numpy as np
+    from golf.data.shards import read_shard
+
+    stream = np.asarray(read_shard(data / "fineweb_val_000000.bin")).astype(np.int64)
+    locator = Locator(str(FIXTURES / "legal_ttt"), str(FIXTURES / "legal_ttt" / "train_gpt.py"))
+    findings, _, _ = analyze(ledgers, log, stream, luts, locator, eval_budget_s=0.0)
+    assert {f.rule for f in findings} == {"BUD-E"}
+
+
+@pytest.mark.parametrize("name", [
+    "rescore_s1", "temperature_rescore", "ttt_before_score", "calib_on_val", "skip_tokens", "count_twice",
+    "wrong_byte_lut", "ngram_unnormalised", "network_call",
+])
+def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, name):
+    outcome = run_replay(FIXTURES / name, data=data, probes=False)
+    assert verdict_of(outcome.findings) == "FAIL"
+    without_probe = {(rule, line) for rule, line in expected(name) if rule != "C1"}
+    assert without_probe and without_probe <= errors(outcome), [(f.rule, f.line, f.message) for f in outcome.findings]
+
+
+def test_non_causal_attention_fails_the_perturbation_probe(data):
+    outcome = run_replay(FIXTURES / "noncausal_attention", data=data)
+    assert expected("noncausal_attention") <= errors(outcome)
+    (probe,) = outcome.summary["probes"]
+    assert not probe["passed"] and probe["changed_positions"] > 0 and probe["distributions_changed"] > 0
