@@ -221,7 +221,7 @@ class FlowAnalysis:
                 if V in base:
                     out.add(T)
                 out |= {"pt:" + k[2:] for k in base if k.startswith("p:")}
-            if V not in base and T in self.effective(index, f) and not _is_lut(e.value):
+            if T in self.effective(index, f) and not _is_lut(e.value):
                 out.add(f"o:{e.lineno}")
             return out
         if isinstance(e, ast.Call):
@@ -433,6 +433,9 @@ class FlowAnalysis:
         for s in f.stmts:
             if isinstance(s, ast.Return) and s.value is not None:
                 seeds |= _names(s.value)
+            for call in _calls_in_stmt(s):
+                if re.fullmatch(r"print|log\w*|info|write", callee_name(call)):
+                    seeds |= set().union(*(_names(a) for a in call.args)) if call.args else set()
         return _closure_back(seeds, f.deps)
 
     def _events(self, f: FuncFacts) -> None:

@@ -1,0 +1,56 @@
+"""PG106 C2: a blend formed only at the target's probability, not over the whole vocabulary."""
+
+from audit.static.flow_rule import FlowRule
+from audit.static.rules import _legal
+from audit.static.rules.pg105_target_in_key import TargetInKey
+
+
+class TargetOnlyBlend(FlowRule):
+    """The scored probability must come from a full normalised distribution over the token alphabet,
+    committed before x_t (C2 of Issue #1017). The rule marks values looked up *at the target* (a
+    `gather`/subscript/`.get` with the target tensor, or a helper returning one) and flags an
+    arithmetic blend of two such values from different lookups, e.g. `(1 - a) * neural_p[y] +
+    a * ngram_p[y]` or a log-space mix of a model log-prob and an n-gram log-prob of the target: the
+    mixture is never formed for the other tokens, so it need not sum to one. Mixing the full
+    distributions first and then gathering the target is legal.
+
+    Precedent: valerio-oai on #779, #688, #727 ("do not renormalize correctly"), #1026, #1185; #886
+    (sum of the blended "distribution" ≈ 277); cocohearts on #1991, #2076, #2080, #2083.
+    """
+
+    code = "PG106"
+    rule = "C2"
+    severity = "error"
+    confidence = "medium"
+    references = ("#779", "#659", "#886", "#1147", "#1991", "#2080", "Issue #1017")
+    summary = "probabilities looked up at the target are blended (not a normalised distribution)"
+
+    VALID = TargetInKey.VALID
+    INVALID = TargetInKey.INVALID + [
+        _legal.HEADER + '''
+
+class Ngram:
+    def logprob_target(self, context, target):
+        d = self.counts.get(tuple(context[-3:]))
+        if d is None:
+            return None
+        return math.log(d.get(target, 0) + 1) - math.log(sum(d.values()) + len(d))
+
+
+def eval_val_mix(args, model, ngram, val_tokens):
+    loss_sum = 0.0
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        log_sm = F.log_softmax(model.forward_logits(x[None])[0].float(), dim=-1)
+        model_lp = log_sm[torch.arange(y.numel()), y].tolist()
+        for t in range(y.numel()):
+            ng_lp = ngram.logprob_target(x[: t + 1].tolist(), int(y[t]))
+            if ng_lp is not None:
+                mixed = math.log(0.7 * math.exp(model_lp[t]) + 0.3 * math.exp(ng_lp))
+                loss_sum += -mixed
+            else:
+                loss_sum += -model_lp[t]
+    return loss_sum
+''',
+    ]
