@@ -24,9 +24,8 @@ import torch.distributed as dist
 from golf.budget import WallclockBudget
 from golf.config import Hyperparameters
 from golf.data.layout import DataLayout
-from golf.data.shards import DistributedTokenLoader, load_validation_tokens
-from golf.eval.sliding import eval_sliding
-from golf.eval.ttt import eval_score_first_ttt
+from golf.data.shards import DistributedTokenLoader
+from golf.eval.phase import run_evaluation
 from golf.model import GPT
 from golf.quant.artifact import ArtifactSize, check_artifact_budget, load_artifact, pack_artifact
 from golf.quant.gptq import collect_hessians
@@ -119,31 +118,14 @@ def load_eval_model(artifact: Path, hp: Hyperparameters, vocab_size: int, device
 
 def evaluate_artifact(artifact: Path, hp: Hyperparameters, layout: DataLayout, rank: int, world: int,
                       device: torch.device, log: RunLog, clock: Callable[[], float]) -> dict:
-    """Sliding-window and score-first TTT scores of the dequantised artifact, on the eval budget."""
-    budget = WallclockBudget("evaluation", hp.eval_budget_seconds, clock=clock)
-    model = load_eval_model(artifact, hp, layout.vocab_size, device)
+    """Sliding-window and score-first TTT scores of the artifact on disk (golf.eval.phase), on the
+    eval budget, which starts before the artifact bytes are read."""
     val_tokens, luts = validation_data(layout, hp.eval_seq_len, layout.vocab_size)
-    sliding = eval_sliding(model, val_tokens, luts, hp.eval_seq_len, hp.eval_stride,
-                           batch_windows=hp.eval_batch_seqs, records_compat=hp.records_compat,
-                           rank=rank, world=world, device=device)
-    log(f"final_int{hp.quant_bits}_sliding_window val_loss:{sliding.val_loss:.4f} "
-        f"val_bpb:{sliding.val_bpb:.4f} stride:{hp.eval_stride} eval_time:{1000 * sliding.seconds:.0f}ms")
-    budget.check("sliding-window evaluation")
-    scores = {"val_bpb_sliding": sliding.val_bpb, "val_bpb": sliding.val_bpb, "val_loss": sliding.val_loss}
-    if hp.ttt_enabled:
-        ttt = eval_score_first_ttt(
-            model, val_tokens, luts, seq_len=hp.eval_seq_len, stride=hp.eval_stride,
-            chunk_tokens=hp.ttt_chunk_tokens, epochs=hp.ttt_epochs, lr=hp.ttt_lr,
-            adapt_last_blocks=hp.ttt_last_blocks, micro_batch_seqs=hp.ttt_batch_seqs,
-            grad_clip=hp.ttt_grad_clip, batch_windows=hp.eval_batch_seqs, rank=rank, world=world,
-            device=device, budget=budget, log=log,
-        )
-        log(f"legal_ttt_s0 val_loss:{ttt.val_loss_s0:.4f} val_bpb:{ttt.val_bpb_s0:.4f} "
-            f"chunks:{ttt.chunks} steps:{ttt.optimizer_steps} eval_time:{1000 * ttt.seconds:.0f}ms")
-        scores.update(val_bpb=ttt.val_bpb_s0, val_loss=ttt.val_loss_s0)
-    scores["eval_seconds"] = budget.check("evaluation")
-    log(f"eval_budget: {scores['eval_seconds']:.1f}s of {budget.limit_s:.1f}s")
-    return scores
+    budget = WallclockBudget("evaluation", hp.eval_budget_seconds, clock=clock)
+    return run_evaluation(
+        lambda: load_eval_model(artifact, hp, layout.vocab_size, device), val_tokens, luts, hp,
+        rank=rank, world=world, device=device, budget=budget, log=log,
+    )
 
 
 def run_pipeline(hp: Hyperparameters, layout: DataLayout, out_dir: str | Path, rank: int = 0, world: int = 1,

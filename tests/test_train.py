@@ -185,7 +185,7 @@ def test_smoke_pipeline_beats_the_unigram_baseline(demo, tmp_path):
         assert run[key] < meta["unigram_val_bpb"] - 0.3
     log = (out / "train.log").read_text()
     assert "\niterations: 40\n" in log and "class GPT(nn.Module)" in log  # hyperparameters + source
-    assert len(TRAIN_LOSS.findall(log)) >= 10 and "legal_ttt_s0 val_loss:" in log
+    assert len(TRAIN_LOSS.findall(log)) >= 10 and "final_ttt_s0_exact val_loss:" in log
 
 
 @pytest.mark.slow
