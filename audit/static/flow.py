@@ -133,6 +133,8 @@ class FlowAnalysis:
         self.attr_kinds: dict[str, set] = {}  # attribute name -> kinds stored into it anywhere
         self.funcs: dict[ast.AST, FuncFacts] = {}
         self.by_name: dict[str, list[FuncFacts]] = {}
+        self._exprs: dict[ast.AST, list] = {}
+        self._calls: dict[ast.AST, list] = {}
         self._collect()
         for _ in range(3):
             changed = False
@@ -177,6 +179,19 @@ class FlowAnalysis:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 continue
             stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+    def exprs(self, s: ast.stmt) -> list:
+        """The expression nodes of one statement (cached: every pass reads them)."""
+        out = self._exprs.get(s)
+        if out is None:
+            out = self._exprs[s] = list(_own_exprs(s))
+        return out
+
+    def calls(self, s: ast.stmt) -> list:
+        out = self._calls.get(s)
+        if out is None:
+            out = self._calls[s] = [n for n in self.exprs(s) if isinstance(n, ast.Call)]
+        return out
 
     def facts_of(self, node: ast.AST) -> FuncFacts:
         fn = self.fa.enclosing_function(node)
@@ -394,7 +409,7 @@ class FlowAnalysis:
         changed = False
         for f in self.funcs.values():
             for s in f.stmts:
-                for call in _calls_in_stmt(s):
+                for call in self.calls(s):
                     for callee in self.callees(call):
                         offset = 1 if callee.params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute) else 0
                         bindings = [(i + offset, a) for i, a in enumerate(call.args)]
@@ -433,7 +448,7 @@ class FlowAnalysis:
         for s in f.stmts:
             if isinstance(s, ast.Return) and s.value is not None:
                 seeds |= _names(s.value)
-            for call in _calls_in_stmt(s):
+            for call in self.calls(s):
                 if re.fullmatch(r"print|log\w*|info|write", callee_name(call)):
                     seeds |= set().union(*(_names(a) for a in call.args)) if call.args else set()
         return _closure_back(seeds, f.deps)
@@ -449,7 +464,7 @@ class FlowAnalysis:
                 for t in targets:
                     if isinstance(t, ast.Subscript):
                         self._table_write(f, s, t)
-            for call in _calls_in_stmt(s):
+            for call in self.calls(s):
                 self._call_event(f, s, call, reported, params)
 
     def _aug_event(self, f: FuncFacts, s: ast.AugAssign, reported: set, params: set) -> None:
@@ -505,7 +520,7 @@ class FlowAnalysis:
         """Lists that are averaged or summed in f: `losses.append(l)` ... `np.mean(losses)`."""
         out = set()
         for s in f.stmts:
-            for call in _calls_in_stmt(s):
+            for call in self.calls(s):
                 if callee_name(call) in ("mean", "sum", "fsum", "average", "nanmean"):
                     for a in call.args:
                         if isinstance(a, ast.Name):
@@ -538,7 +553,7 @@ class FlowAnalysis:
         """A call of a local function carries its (pure-update, score, hook, cache) events here."""
         seen = {self._carry_key(e.kind, e.line, e.status, e.kinds) for e in f.events}
         for s in f.stmts:
-            for call in _calls_in_stmt(s):
+            for call in self.calls(s):
                 callees = self.callees(call)
                 if not callees:
                     continue
@@ -787,7 +802,7 @@ class FlowAnalysis:
         out = []
         has_scores = any(e.kind == "score" and not e.via and self.is_val(e.kinds, f) for e in f.events)
         for s in f.stmts:
-            for node in _own_exprs(s):
+            for node in self.exprs(s):
                 if isinstance(node, ast.BinOp):
                     out.extend(self._binop_checks(f, node))
                 elif isinstance(node, ast.Compare):
@@ -801,7 +816,7 @@ class FlowAnalysis:
         # calibration hooks registered here and fed val data here
         hooks = [e for e in f.events if e.kind == "hook" and not e.via]
         if hooks:
-            for call in (c for st in f.stmts for c in _calls_in_stmt(st)):
+            for call in (c for st in f.stmts for c in self.calls(st)):
                 if call.lineno > hooks[0].line and not self.callees(call) and any(
                         V in self.eff(a, f) for a in call.args) and callee_name(call) not in HOOK_CALLS:
                     out.append(Violation(
@@ -947,8 +962,17 @@ def _short(node: ast.AST, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_NAMES: dict = {}
+
+
 def _names(node: ast.AST) -> set:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    out = _NAMES.get(node)
+    if out is None:
+        out = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+        if len(_NAMES) > 200_000:
+            _NAMES.clear()
+        _NAMES[node] = out
+    return set(out)
 
 
 def _names_in_target(target: ast.AST) -> set:
@@ -1009,12 +1033,6 @@ def _is_zero(node: ast.AST) -> bool:
 def _inside(node: ast.AST, container: ast.AST) -> bool:
     start, end = container.lineno, getattr(container, "end_lineno", container.lineno)
     return start <= getattr(node, "lineno", -1) <= end
-
-
-def _calls_in_stmt(s: ast.stmt):
-    for node in _own_exprs(s):
-        if isinstance(node, ast.Call):
-            yield node
 
 
 def _own_exprs(s: ast.stmt):
