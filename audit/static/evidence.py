@@ -313,3 +313,104 @@ def _cached_used(src: SourceFile) -> set[str]:
         except AttributeError:
             pass
     return used
+
+
+# -- training data and the training loop ------------------------------------------------------
+
+_TRAIN_NAME = re.compile(r"^(train_(files|pattern|loader|data|shards?|stream|glob|path|bins?|dataset|iter)"
+                         r"|train_data_\w+|args_train_files)$")
+_TRAIN_STRING = re.compile(r"fineweb_train|_train_\*|train_\*\.bin")
+CALIB_NAME = re.compile(r"hessian|calib|gptq|awq", re.IGNORECASE)
+
+
+@dataclass
+class TrainFacts:
+    """Which local functions/classes touch training data, calibrate, or contain the training loop."""
+
+    touching: set[str]  # functions/classes whose code (transitively) reads training data
+    calibrates: set[str]  # functions that (transitively) collect activations / Hessians
+    loops: list[ast.AST]  # training loops: backward() on training data
+    training: set[str]  # functions that contain a training loop or call one that does
+
+
+def touches_train_data(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and _TRAIN_NAME.match(sub.id):
+            return True
+        if isinstance(sub, ast.Attribute) and _TRAIN_NAME.match(sub.attr):
+            return True
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and _TRAIN_STRING.search(sub.value):
+            return True
+    return False
+
+
+def _callees(node: ast.AST) -> set[str]:
+    out = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            f = sub.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            if name:
+                out.add(name)
+    return out
+
+
+def _closure(direct: set[str], callees: dict[str, set[str]]) -> set[str]:
+    out = set(direct)
+    changed = True
+    while changed:
+        changed = False
+        for name, called in callees.items():
+            if name not in out and called & out:
+                out.add(name)
+                changed = True
+    return out
+
+
+def train_facts(src: SourceFile) -> TrainFacts:
+    cached = getattr(src, "_front_train", None)
+    if cached is not None:
+        return cached
+    tree = src.analysis.tree
+    defs: dict[str, list[ast.AST]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defs.setdefault(node.name, []).append(node)
+    callees = {name: set().union(*(_callees(d) for d in nodes)) for name, nodes in defs.items()}
+    touching = _closure({n for n, nodes in defs.items() if any(touches_train_data(d) for d in nodes)}, callees)
+    calib_direct = {n for n, nodes in defs.items()
+                    if "register_forward_hook" in callees[n] or (CALIB_NAME.search(n) and n in touching)}
+    calibrates = _closure(calib_direct, callees)
+    backward_fns = _closure({n for n in defs if "backward" in callees[n]}, callees)
+    loops = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.For, ast.While)):
+            called = _callees(node)
+            has_backward = "backward" in called or bool(called & backward_fns)
+            reads_train = touches_train_data(node) or bool(called & touching)
+            if has_backward and reads_train:
+                loops.append(node)
+    outermost = [l for l in loops if not any(a in loops for a in src.analysis.ancestors(l))]
+    direct_training = set()
+    for loop in outermost:
+        fn = src.analysis.enclosing_function(loop)
+        if fn is not None:
+            direct_training.add(fn.name)
+    training = _closure(direct_training, {n: c for n, c in callees.items()})
+    facts = TrainFacts(touching=touching, calibrates=calibrates, loops=outermost, training=training)
+    try:
+        src._front_train = facts
+    except AttributeError:
+        pass
+    return facts
+
+
+def flat_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements of a body in execution order, entering if/with/try blocks (not loops or defs)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.If, ast.With, ast.AsyncWith, ast.Try)):
+            for field_name in ("body", "orelse", "finalbody"):
+                yield from flat_statements(getattr(stmt, field_name, []) or [])
+            for handler in getattr(stmt, "handlers", []) or []:
+                yield from flat_statements(handler.body)

@@ -7,7 +7,6 @@ import re
 from audit.static.evidence import ARTIFACT_LIMIT, claims, code_inventory, log_line, run_logs
 from audit.static.rule import Rule
 
-_TOTAL_LINE = re.compile(r"^Total submission size[^:]*:\s*\d+\s*bytes|^artifact_bytes\s*[:=]")
 
 
 class ArtifactOverLimit(Rule):
@@ -54,7 +53,7 @@ class ArtifactOverLimit(Rule):
         for name, run in run_logs(ctx).items():
             if run.artifact_bytes is None or run.artifact_bytes <= ARTIFACT_LIMIT:
                 continue
-            where = log_line(ctx.logs[name], _TOTAL_LINE)
+            where = log_line(ctx.logs[name], re.compile(rf"(Total submission size|artifact_bytes)[^\n]*?\b{run.artifact_bytes}\b"))
             line, evidence = where if where else (0, f"artifact {run.artifact_bytes} bytes")
             over = run.artifact_bytes - ARTIFACT_LIMIT
             message = (f"the logged run's artifact is {run.artifact_bytes:,} bytes, {over:,} over the "
