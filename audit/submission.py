@@ -42,7 +42,7 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "bytes_total": (int,),
     "bytes_code": (int,),
     "artifact_bytes": (int,),
-    "seeds": (list,),
+    "seeds": (list, dict),
     "seed_results": (dict,),
 }
 REQUIRED = ("name", "author", "val_bpb")
@@ -119,6 +119,8 @@ def check_meta(meta: Any) -> list[str]:
     seeds = meta.get("seeds")
     if isinstance(seeds, list) and not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         problems.append("'seeds' should be a list of integers")
+    if isinstance(seeds, dict) and not all(str(k).isdigit() for k in seeds):
+        problems.append("'seeds' keys should be seed numbers")
     results = meta.get("seed_results")
     if isinstance(results, dict):
         for seed, row in results.items():

@@ -414,3 +414,55 @@ def flat_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
                 yield from flat_statements(getattr(stmt, field_name, []) or [])
             for handler in getattr(stmt, "handlers", []) or []:
                 yield from flat_statements(handler.body)
+
+
+# -- score lines of a log ---------------------------------------------------------------------
+
+_SCORE_LINE = re.compile(r"^(?P<label>[A-Za-z_][^\s{}]*(?:\s[^\s{}=:]+)*?)[\s:]+val_loss\s*[:=]\s*(?P<loss>[-+]?\d+(?:\.\d+)?)"
+                         r"[,\s]+val_bpb\s*[:=]\s*(?P<bpb>[-+]?\d+(?:\.\d+)?)")
+_SIDE_LABEL = re.compile(r"^(diagnostic|pre[-_]?quant|DIAGNOSTIC)|^\d+/\d+$|^step", re.IGNORECASE)
+
+
+@dataclass
+class ScoreLine:
+    line: int
+    label: str
+    bpb: float
+    text: str
+
+
+def score_lines(text: str) -> list[ScoreLine]:
+    """Evaluation result lines (`<label> val_loss:<x> val_bpb:<y>`), training-time and diagnostic
+    evaluations left out; code that some logs print first is skipped (no `{` placeholders)."""
+    out = []
+    for i, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if "{" in line or raw[:1].isspace():
+            continue
+        m = _SCORE_LINE.match(line)
+        if m and not _SIDE_LABEL.search(m.group("label")):
+            out.append(ScoreLine(i, m.group("label"), float(m.group("bpb")), line))
+    return out
+
+
+def code_strings(ctx: AuditContext) -> list[str]:
+    """Every string literal of the audited code, f-string fragments included (for log labels)."""
+
+    def build():
+        out = []
+        for src in python_files(ctx):
+            for node in ast.walk(src.analysis.tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) >= 3:
+                    out.append(node.value.strip())
+        return out
+
+    return _cached(ctx, "strings", build)
+
+
+def printed_by_code(ctx: AuditContext, label: str) -> bool:
+    """Whether the code can print a log line starting with `label` (a literal or an f-string head)."""
+    for text in code_strings(ctx):
+        head = text.split()[0] if text.split() else ""
+        if head and (label == head or (len(head) >= 6 and label.startswith(head))):
+            return True
+    return False

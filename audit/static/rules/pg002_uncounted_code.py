@@ -53,7 +53,11 @@ class UncountedCode(Rule):
             "ngram_tilt.py": "def tilt():\n" + "    x = 1\n" * 400,
             "train_seed1.log": "Code size: 40 bytes\nTotal submission size: 15990040 bytes\n",
         },
-        'exec(open(__file__.replace("train_gpt.py", "train_gpt_decode.py")).read())\n',
+        {
+            "train_gpt.py": 'exec(open(__file__.replace("train_gpt.py", "train_gpt_decode.py")).read())\n',
+            "train_gpt_decode.py": "import torch\n" + "x = torch.zeros(1)\n" * 50,
+            "train_seed1.log": "Code size: 74 bytes\nTotal submission size: 15990074 bytes\n",
+        },
         "import subprocess\nsubprocess.run(['g++', '-O3', 'kernel.cpp', '-o', 'k.so'])\n",
     ]
 
@@ -75,9 +79,6 @@ class UncountedCode(Rule):
                 elif name in _SHELL_CALLS and any(_BUILD_TOOLS.search(s) for s in string_constants(call)):
                     tool = next(_BUILD_TOOLS.search(s).group(2) for s in string_constants(call) if _BUILD_TOOLS.search(s))
                     triggers.append((*src.line_map(call.lineno), f"external tool `{tool}` run from the code"))
-        missing_indirection = [n for n in (norm.notes if norm else []) if n.kind == "undecodable" and "no such file" in n.detail]
-        for note in missing_indirection:
-            triggers.append((note.path, note.line, note.detail))
         referenced_native = [p for p in inventory.native if p.rsplit("/", 1)[-1] in (norm.text if norm else "")]
         if referenced_native:
             triggers.append((inventory.entry, 0, "native sources shipped and referenced: " + ", ".join(referenced_native)))
