@@ -75,7 +75,7 @@ class Hyperparameters:
     train_seq_len: int = 2048
     micro_batches: int = 8  # the global batch is split into this many (rank x grad-accum) pieces
     max_wallclock_seconds: float = 600.0  # loop cap of the LR schedule (minus the GPTQ reserve); 0: none
-    val_loss_every: int = 4000  # in-loop validation every n steps (0: never), outside the timer
+    val_loss_every: int = 4000  # in-loop validation every n steps (0: only the last), outside the timer
     val_batch_seqs: int = 32
     train_log_every: int = 500
     compile: bool = True  # torch.compile on CUDA (never on CPU)

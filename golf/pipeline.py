@@ -102,6 +102,7 @@ def quantize(model: GPT, hessians: dict, hp: Hyperparameters, out_dir: Path, ran
     if rank == 0:
         path.write_bytes(blob)
     log(f"Serialized model int{hp.quant_bits}: {len(blob)} bytes")
+    log(f"Code size: {code} bytes")
     log(f"Total submission size: {size.total} bytes (code {code} + model {len(blob)}; {size.describe()})")
     check_artifact_budget(size)
     barrier(world)
@@ -133,9 +134,9 @@ def run_pipeline(hp: Hyperparameters, layout: DataLayout, out_dir: str | Path, r
     """Every stage in order; returns the run.json dict (also written to OUT/run.json by rank 0)."""
     out_dir = Path(out_dir)
     log = RunLog(out_dir / "train.log", enabled=rank == 0)
-    log.hyperparameters(hp.as_dict())
     log.source_code()
     log(f"Running PyTorch {torch.__version__}", console=False)
+    log.hyperparameters(hp.as_dict())
 
     trained: TrainResult = train(hp, layout, out_dir, rank, world, clock=clock, log=log)
     model = trained.model
@@ -146,7 +147,7 @@ def run_pipeline(hp: Hyperparameters, layout: DataLayout, out_dir: str | Path, r
 
     val_tokens, luts = validation_data(layout, hp.train_seq_len, layout.vocab_size)
     prequant = evaluate_val(model, val_tokens, luts, hp.train_seq_len, hp.val_batch_seqs, rank, world, device)
-    log(f"DIAGNOSTIC post_ema val_loss:{prequant.val_loss:.4f} val_bpb:{prequant.val_bpb:.4f}")
+    log(f"diagnostic post_ema_prequant val_loss:{prequant.val_loss:.4f} val_bpb:{prequant.val_bpb:.4f}")
 
     quant = quantize(model, hessians, hp, out_dir, rank, world, log)
     scores = evaluate_artifact(quant.artifact_path, hp, layout, rank, world, device, log, clock)

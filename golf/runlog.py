@@ -1,7 +1,8 @@
 """The run log: parameter-golf-style lines to OUT/train.log and stdout, written by rank 0 only.
 
-A run's log opens, like the records', with the hyperparameters (`name: value`, one per line) and the
-full source of the code that ran, so that a log alone says what produced its numbers.
+A run's log opens, like the records', with the full source of the code that ran (ended by a line of
+100 "="), then the hyperparameters (`name: value`, one per line), so that a log alone says what
+produced its numbers.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ class RunLog:
     def source_code(self, package: str = "golf") -> None:
         """The full source of every loaded module of `package`, file by file (log file only)."""
         for path in loaded_source_files(package):
-            self(f"{SEPARATOR}\n# source: {path}\n{SEPARATOR}", console=False)
+            self(f"# ---- source: {path} ----", console=False)
             self(path.read_text(encoding="utf-8"), console=False)
-        self(SEPARATOR, console=False)
+        self(SEPARATOR, console=False)  # the records' end-of-code marker, which log parsers look for
 
 
 def loaded_source_files(package: str = "golf") -> list[Path]:

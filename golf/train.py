@@ -5,7 +5,8 @@ rolled back, then the timed loop: per step `micro_batches / world` micro-steps o
 stream, global grad-norm clip, Muon + AdamW at the warm-down LR multiplier, EMA update. The loop
 stops at ITERATIONS or at the wallclock cap (MAX_WALLCLOCK_SECONDS minus the GPTQ reserve), and
 the hard training budget (loop + calibration, one timer) raises BudgetExceeded when spent. In-loop
-validation and the warm-up are left out of the timer, as in the records. The EMA weights are
+validation (every VAL_LOSS_EVERY steps and at the last step) and the warm-up are left out of the
+timer, as in the records. The EMA weights are
 applied to the model that is returned.
 """
 
@@ -179,7 +180,8 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
     distributed = world > 1
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else None
     runner = ddp if ddp is not None else model
-    if hp.compile and device.type == "cuda":
+    compiled = hp.compile and device.type == "cuda"
+    if compiled:
         runner = torch.compile(runner, dynamic=False)
     optimizers = OptimizerSet(model, hp)
     stepper = _Stepper(hp, model, runner, ddp, optimizers, world, device)
@@ -192,12 +194,14 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
         with rolled_back(model, optimizers):
             warmup_loader = DistributedTokenLoader(data_layout.train_pattern, rank, world)
             for i in range(hp.warmup_steps):
+                # with compilation, the last warm-up step also primes the graph of late QAT
+                late_qat_primer = compiled and hp.late_qat_threshold > 0 and i == hp.warmup_steps - 1
+                model.set_qat(hp.qat_enabled or late_qat_primer)
                 stepper(warmup_loader)
                 log(f"warmup_step:{i + 1}/{hp.warmup_steps}")
 
-    validation = None
-    if hp.val_loss_every > 0:
-        validation = validation_data(data_layout, hp.train_seq_len, data_layout.vocab_size)
+    # the last step is always validated (raw weights, off the timer), as in the records
+    validation = validation_data(data_layout, hp.train_seq_len, data_layout.vocab_size)
 
     timer = PausableClock(clock)
     budget = WallclockBudget("training", hp.train_budget_seconds, clock=timer)
@@ -212,7 +216,7 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
     step, stop_after = 0, None
     while True:
         last = step == hp.iterations or (stop_after is not None and step >= stop_after)
-        if validation is not None and step > 0 and (last or step % hp.val_loss_every == 0):
+        if step > 0 and (last or (hp.val_loss_every > 0 and step % hp.val_loss_every == 0)):
             with timer.paused():
                 val = evaluate_val(model, *validation, hp.train_seq_len, hp.val_batch_seqs, rank, world, device)
             elapsed = budget.elapsed()

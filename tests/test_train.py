@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from audit.runner.logs import parse_log
+from golf.budget import WallclockBudget
 from golf.cli import main
 from golf.config import Hyperparameters
 from golf.data.corpus import build_demo
@@ -18,6 +20,8 @@ from golf.data.layout import resolve_data
 from golf.errors import BudgetExceeded, GolfError
 from golf.model import GPT
 from golf.optim import OptimizerSet
+from golf.pipeline import calibrate
+from golf.runlog import RunLog
 from golf.train import rolled_back, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +36,16 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "data"
     meta = build_demo(out, vocab_size=512, max_chars=400_000)
     return out, meta
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads per process
+    slow these small-matrix loops down many times over."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 class FakeClock:
@@ -121,7 +135,7 @@ def _hp(**changes) -> Hyperparameters:
     return hp
 
 
-def test_rolled_back_restores_weights_and_optimizer_state_after_real_steps():
+def test_rolled_back_restores_weights_and_optimizer_state_after_real_steps(one_thread):
     hp = _hp()
     torch.manual_seed(0)
     model = GPT(hp.model_config(64))
@@ -138,7 +152,7 @@ def test_rolled_back_restores_weights_and_optimizer_state_after_real_steps():
     assert len(opts.muon.state) == 0 and all(len(a.state) == 0 for a in opts.adams)
 
 
-def test_compile_warmup_steps_leave_the_initial_weights(demo, tmp_path):
+def test_compile_warmup_steps_leave_the_initial_weights(demo, tmp_path, one_thread):
     layout = resolve_data(demo[0])
     result = train(_hp(iterations=0, warmup_steps=2), layout, tmp_path)
     torch.manual_seed(_hp().seed)
@@ -148,7 +162,7 @@ def test_compile_warmup_steps_leave_the_initial_weights(demo, tmp_path):
     assert "warmup_step:2/2" in result.log_path.read_text()
 
 
-def test_wallclock_cap_stops_the_loop_and_warms_down(demo, tmp_path):
+def test_wallclock_cap_stops_the_loop_and_warms_down(demo, tmp_path, one_thread):
     layout = resolve_data(demo[0])
     # every clock reading advances 1 s: the loop (cap 22 - 10 reserve = 12 s) stops well before 40 steps
     hp = _hp(iterations=40, warmup_steps=0, max_wallclock_seconds=22.0, gptq_reserve_seconds=10.0,
@@ -160,18 +174,32 @@ def test_wallclock_cap_stops_the_loop_and_warms_down(demo, tmp_path):
     assert f"stopping_early: wallclock_cap" in log and "late_qat:enabled" in log
 
 
-def test_training_budget_fails_at_its_limit(demo, tmp_path):
+def test_training_budget_fails_at_its_limit(demo, tmp_path, one_thread):
     layout = resolve_data(demo[0])
     hp = _hp(iterations=40, warmup_steps=0, max_wallclock_seconds=0.0, train_budget_seconds=12.0)
     with pytest.raises(BudgetExceeded, match="training budget exceeded"):
         train(hp, layout, tmp_path, clock=FakeClock(1.0))
 
 
+def test_calibration_is_charged_to_the_training_budget(demo, tmp_path, one_thread):
+    layout = resolve_data(demo[0])
+    hp = _hp()
+    torch.manual_seed(0)
+    model = GPT(hp.model_config(layout.vocab_size))
+    log = RunLog(tmp_path / "train.log")
+    hessians = calibrate(model, hp, layout, WallclockBudget("training", 600.0, clock=FakeClock(1.0)), torch.device("cpu"), log)
+    assert len(hessians) == 3 * 6 + 2  # every block matrix + bigram.proj + ve_shared.proj
+    assert hessians["blocks.0.attn.c_q.weight"].shape == (64, 64)
+    spent = WallclockBudget("training", 600.0, clock=FakeClock(700.0))  # 700 s per reading
+    with pytest.raises(BudgetExceeded, match="during calibration"):
+        calibrate(model, hp, layout, spent, torch.device("cpu"), log)
+
+
 # --- whole pipeline ---------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_beats_the_unigram_baseline(demo, tmp_path):
+def test_smoke_pipeline_beats_the_unigram_baseline(demo, tmp_path, one_thread):
     data, meta = demo
     out = tmp_path / "run"
     assert main(["train", "--preset", "smoke", "--data", str(data), "--out", str(out), "--seed", "7"]) == 0
@@ -186,10 +214,15 @@ def test_smoke_pipeline_beats_the_unigram_baseline(demo, tmp_path):
     log = (out / "train.log").read_text()
     assert "\niterations: 40\n" in log and "class GPT(nn.Module)" in log  # hyperparameters + source
     assert len(TRAIN_LOSS.findall(log)) >= 10 and "final_ttt_s0_exact val_loss:" in log
+    summary = parse_log(log)  # the auditor's log parser reads the same numbers back
+    assert summary.val_bpb == pytest.approx(run["val_bpb"], abs=1e-7) and summary.steps == 40
+    assert (summary.artifact_bytes, summary.code_bytes, summary.model_bytes) == (
+        run["artifact_bytes"], run["code_bytes"], run["model_bytes"])
+    assert summary.code_hash is not None and summary.config["iterations"] == "40"
 
 
 @pytest.mark.slow
-def test_two_rank_gloo_run_matches_one_rank_with_the_same_global_batch(demo, tmp_path, monkeypatch):
+def test_two_rank_gloo_run_matches_one_rank_with_the_same_global_batch(demo, tmp_path, one_thread, monkeypatch):
     data, _ = demo
     overrides = {"ITERATIONS": "6", "WARMDOWN_ITERS": "3", "TRAIN_LOG_EVERY": "1", "TTT_ENABLED": "0"}
     env = {**os.environ, **overrides, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
