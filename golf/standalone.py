@@ -1,0 +1,53 @@
+"""The entry point of the bundled train_gpt.py: `golf train` configured from environment variables,
+the way parameter-golf's scripts are.
+
+* PRESET: smoke or record; unset, `record` when CUDA is available and `smoke` on CPU. So
+  `python train_gpt.py` trains the smoke settings on a CPU, and
+  `torchrun --standalone --nproc_per_node=8 train_gpt.py` the record settings on 8 GPUs.
+* DATA_PATH: the data folder in either layout golf reads (golf.data.layout): `golf data demo`'s
+  folder, or parameter-golf's `data/` root (datasets/fineweb10B_sp<V>/ + tokenizers/); default ./data.
+* OUT_DIR: where the run log, artifact and run.json go (must be new or empty); default
+  runs/<RUN_ID>, RUN_ID defaulting to seed_<SEED>.
+* SEED and every other hyperparameter: the env vars `golf train` reads (ITERATIONS, TTT_LR, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from golf.commands.train import run as run_train
+from golf.errors import GolfError
+
+
+def preset_from_env(env: Mapping[str, str]) -> str:
+    if env.get("PRESET"):
+        return env["PRESET"]
+    import torch
+
+    return "record" if torch.cuda.is_available() else "smoke"
+
+
+def train_args_from_env(env: Mapping[str, str]) -> argparse.Namespace:
+    run_id = env.get("RUN_ID") or f"seed_{env.get('SEED', '1337')}"
+    return argparse.Namespace(
+        preset=preset_from_env(env),
+        data=Path(env.get("DATA_PATH") or "data"),
+        out=Path(env.get("OUT_DIR") or Path("runs") / run_id),
+        seed=None,  # SEED is read with the other hyperparameters
+    )
+
+
+def main() -> int:
+    try:
+        return run_train(train_args_from_env(os.environ))
+    except GolfError as exc:
+        print(f"train_gpt.py: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
