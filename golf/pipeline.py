@@ -31,7 +31,7 @@ from golf.quant.artifact import ArtifactSize, check_artifact_budget, load_artifa
 from golf.quant.gptq import collect_hessians
 from golf.quant.pack import dequantize_state, quantize_state_dict
 from golf.runlog import RunLog, loaded_source_files
-from golf.train import TrainResult, autocast, evaluate_val, train, validation_data
+from golf.train import TrainResult, autocast, evaluate_val, synchronize, train, validation_data
 
 ARTIFACT_NAME = "final_model.int5.ptz"
 
@@ -79,6 +79,7 @@ def calibrate(model: GPT, hp: Hyperparameters, layout: DataLayout, budget: Wallc
         model.train(was_training)
     log(f"gptq:calibrated {len(hessians)} layers on {hp.gptq_calib_seqs} train sequences "
         f"in {time.perf_counter() - started:.1f}s")
+    synchronize(device)
     elapsed = budget.check("calibration")
     log(f"training_budget: loop+calibration {elapsed:.1f}s of {budget.limit_s:.1f}s")
     return hessians

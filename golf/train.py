@@ -81,6 +81,12 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def all_ranks_mean(value: torch.Tensor, world: int) -> float:
     if world > 1:
         value = value.clone()
@@ -203,6 +209,7 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
     # the last step is always validated (raw weights, off the timer), as in the records
     validation = validation_data(data_layout, hp.train_seq_len, data_layout.vocab_size)
 
+    synchronize(device)  # the warm-up's queued work is not the timed loop's
     timer = PausableClock(clock)
     budget = WallclockBudget("training", hp.train_budget_seconds, clock=timer)
     loop_cap = hp.max_wallclock_seconds - hp.gptq_reserve_seconds if hp.max_wallclock_seconds > 0 else 0.0
@@ -217,6 +224,7 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
     while True:
         last = step == hp.iterations or (stop_after is not None and step >= stop_after)
         if step > 0 and (last or (hp.val_loss_every > 0 and step % hp.val_loss_every == 0)):
+            synchronize(device)
             with timer.paused():
                 val = evaluate_val(model, *validation, hp.train_seq_len, hp.val_batch_seqs, rank, world, device)
             elapsed = budget.elapsed()
@@ -247,6 +255,7 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
                                  f"{budget.elapsed():.1f} s > {budget.limit_s:.1f} s")
         if reached_cap and stop_after is None:
             stop_after = step
+    synchronize(device)
     train_seconds = budget.elapsed()
     stopped_early = step < hp.iterations
     if stopped_early:
