@@ -79,7 +79,7 @@ def test_guards_make_branches_and_only_called_functions_unreachable():
     update_line = next(i for i, l in enumerate(lines, 1) if "table[tokens] += 1" in l)
     then_line = next(i for i, l in enumerate(lines, 1) if "smear = True" in l)
     else_line = next(i for i, l in enumerate(lines, 1) if "smear = False" in l)
-    assert "only called where" in fa.unreachable_reason(update_line)
+    assert "only used where" in fa.unreachable_reason(update_line)
     assert "ngram_eval_order" in fa.unreachable_reason(update_line)
     assert fa.unreachable_reason(then_line) and not fa.unreachable_reason(else_line)
     logged = context_from_snippet({"train_gpt.py": CODE, "a.log": "ngram_eval_order: 5\nsmear_gate_enabled: True"})

@@ -71,6 +71,7 @@ class FileAnalysis:
     functions: dict[str, list[ast.FunctionDef]] = field(default_factory=dict)  # by simple name
     calls: dict[str, list[ast.Call]] = field(default_factory=dict)  # callee simple name -> call sites
     guards: list[Guard] = field(default_factory=list)
+    _bindings_cache: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, path: str, tree: ast.Module, config: Config) -> "FileAnalysis":
@@ -91,7 +92,7 @@ class FileAnalysis:
     def _find_guards(self) -> None:
         for node in ast.walk(self.tree):
             if isinstance(node, (ast.If, ast.While)):
-                value, used = self.config.guard(node.test)
+                value, used = self.config.guard(node.test, self._bound_once(node))
                 if value is UNKNOWN or not used:
                     continue
                 why = f"`{_short(node.test)}` is {bool(value)} under " + ", ".join(used)
@@ -99,7 +100,8 @@ class FileAnalysis:
                     self.guards.append(Guard(node.body[0].lineno, _end(node.body), why))
                 elif value and isinstance(node, ast.If) and node.orelse:
                     self.guards.append(Guard(node.orelse[0].lineno, _end(node.orelse), why))
-        # a top-level function whose every call site is unreachable cannot run either (#1458)
+        # a top-level function referenced only from unreachable code cannot run either (#1458): by a
+        # call or as a value (`timed_eval("etlb", eval_val_sliding_etlb, ...)`)
         changed = True
         while changed:
             changed = False
@@ -107,28 +109,42 @@ class FileAnalysis:
                 if len(defs) != 1 or not isinstance(self.parents.get(defs[0]), ast.Module):
                     continue
                 fn = defs[0]
-                sites = self.calls.get(name, [])
-                if not sites or self.unreachable_reason(fn.lineno):
+                refs = self._name_refs.get(name, [])
+                if not refs or self.unreachable_reason(fn.lineno):
                     continue
-                reasons = [self.unreachable_reason(c.lineno) for c in sites]
-                if all(reasons) and not self._referenced_otherwise(name, len(sites)):
+                reasons = [self.unreachable_reason(line) for line in refs]
+                if all(reasons):
                     self.guards.append(Guard(fn.lineno, fn.end_lineno or fn.lineno,
-                                             f"`{name}` is only called where {reasons[0]}"))
+                                             f"`{name}` is only used where {reasons[0]}"))
                     changed = True
 
-    def _referenced_otherwise(self, name: str, n_calls: int) -> bool:
-        loads = self._name_loads.get(name, 0)
-        return loads > n_calls  # passed as a value somewhere, e.g. torch.compile(fn)
-
     @cached_property
-    def _name_loads(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def _name_refs(self) -> dict[str, list[int]]:
+        """Lines where each name is loaded (called or passed as a value)."""
+        refs: dict[str, list[int]] = {}
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                counts[node.id] = counts.get(node.id, 0) + 1
-            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
-                counts[node.attr] = counts.get(node.attr, 0) + 1
-        return counts
+                refs.setdefault(node.id, []).append(node.lineno)
+        return refs
+
+    def _bound_once(self, node: ast.AST) -> dict[str, ast.expr]:
+        """Names bound exactly once in the function around `node`, then module constants."""
+        fn = self.enclosing_function(node)
+        names = dict(self._module_constants)
+        if fn is not None:
+            names.update(self._single_bindings(fn))
+        return names
+
+    @cached_property
+    def _module_constants(self) -> dict[str, ast.expr]:
+        return {name: value for name, value in _single_assignments(self.tree.body).items()
+                if isinstance(value, ast.Constant)}
+
+    def _single_bindings(self, fn: ast.FunctionDef) -> dict[str, ast.expr]:
+        cached = self._bindings_cache.get(fn)
+        if cached is None:
+            cached = self._bindings_cache[fn] = _single_assignments(list(ast.walk(fn)), walk=False)
+        return cached
 
     def unreachable_reason(self, line: int) -> str:
         """Why `line` cannot run under the configuration, or "" when it can (or nobody knows)."""
@@ -163,6 +179,28 @@ class FileAnalysis:
         from audit.static.flow import FlowAnalysis
 
         return FlowAnalysis(self)
+
+
+def _single_assignments(nodes, walk: bool = True) -> dict[str, ast.expr]:
+    """{name: value} for names assigned exactly once (plain `name = value`) among `nodes`."""
+    counts: dict[str, int] = {}
+    values: dict[str, ast.expr] = {}
+    for node in (n for top in nodes for n in ast.walk(top)) if walk else nodes:
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
+            targets = [node.target]
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            targets = [i.optional_vars for i in node.items if i.optional_vars is not None]
+        elif isinstance(node, ast.arguments):
+            targets = [ast.Name(id=a.arg) for a in node.posonlyargs + node.args + node.kwonlyargs]
+        for target in targets:
+            for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
+                counts[name] = counts.get(name, 0) + 1
+                if isinstance(node, ast.Assign) and isinstance(target, ast.Name):
+                    values[name] = node.value
+    return {name: value for name, value in values.items() if counts[name] == 1}
 
 
 def callee_name(call: ast.Call) -> str:

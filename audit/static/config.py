@@ -16,16 +16,19 @@ false value is unreachable (the #1458 false positive: dead n-gram code behind NG
 from __future__ import annotations
 
 import ast
+import keyword
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 # `  name: value` / `name=value` in the logs; the value is one scalar token (never code).
 _LOG_PAIR = re.compile(
-    r"(?:^|[\s,(])([a-z_][a-z0-9_]*)\s?[:=]\s?(True|False|None|[-+]?\d[\w.+-]*|[A-Za-z_][\w./-]*)(?=[\s,)]|$)"
+    r"(?:^|[\s,(])([a-z_][a-z0-9_]*)(?::\s?|=)(True|False|None|[-+]?\d[\w.+-]*|[A-Za-z_][\w./-]*)(?=[\s,)]|$)"
 )
 # `NAME=value` env assignments in shell commands (README, run.sh).
 _ENV_ASSIGN = re.compile(r"(?:^|[\s;`(])([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;`)]+)")
+_PAIRS_LINE = re.compile(r"(?:[a-z_][a-z0-9_]*(?::\s?|=)[^\s,:=()]+[\s,]*)+")
+_KEYWORDS = set(keyword.kwlist) - {"True", "False", "None"}
 _SCALAR = re.compile(r"^(True|False|None|[-+]?(\d[\d_]*\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?))$")
 
 UNKNOWN = object()  # a value the evaluator cannot fold
@@ -130,23 +133,29 @@ class Config:
             self._evaluator = Evaluator(self)
         return self._evaluator.fold(expr)
 
-    def guard(self, expr: ast.expr) -> tuple[Any, list[str]]:
-        """The folded value of a condition and the config names (with their sources) it used."""
-        ev = Evaluator(self)
+    def guard(self, expr: ast.expr, names: dict[str, ast.expr] | None = None) -> tuple[Any, list[str]]:
+        """The folded value of a condition and the config names (with their sources) it used.
+
+        `names` maps local variables and module constants to the one expression they are bound to
+        (`use_slot = getattr(args, "slot_enabled", False)`; minified `_C = False`)."""
+        ev = Evaluator(self, names=names)
         value = ev.fold(expr)
         return value, ev.used
 
 
 def _logged_pairs(text: str):
-    """(key, raw value) pairs of a run log, skipping the source code that some logs print first."""
+    """(key, raw value) pairs of a run log: lines made only of `key: value` / `key=value` pairs.
+
+    Many logs print the source code first; a code line (`if h.etlb_enabled:del model`) is never
+    made only of pairs, so it is skipped.
+    """
     for line in text.splitlines():
         stripped = line.strip()
-        if not stripped or len(stripped) > 400 or stripped.startswith(("#", "def ", "class ", "import ", "from ")):
+        if not stripped or len(stripped) > 400 or not _PAIRS_LINE.fullmatch(stripped):
             continue
-        if "(" in stripped.split(":", 1)[0] or " = " in stripped:
-            continue  # code, not a logged value
         for key, raw in _LOG_PAIR.findall(stripped):
-            yield key, raw
+            if raw not in _KEYWORDS:
+                yield key, raw
 
 
 def _literal(raw: str) -> Any:
@@ -200,10 +209,13 @@ class Evaluator:
 
     _CALLS = {"int": int, "float": float, "bool": bool, "str": str, "abs": abs, "min": min, "max": max}
 
-    def __init__(self, config: Config, override: tuple[str, str | None] | None = None):
+    def __init__(self, config: Config, override: tuple[str, str | None] | None = None,
+                 names: dict[str, ast.expr] | None = None):
         self.config = config
         self.override = override  # (ENV, raw or None=use default) when folding a Param's own expr
+        self.names = names or {}  # local / module names bound once, folded through their value
         self.used: list[str] = []
+        self._depth = 0
 
     def fold(self, node: ast.AST) -> Any:
         try:
@@ -239,7 +251,13 @@ class Evaluator:
                 self.used.append(f"{env}={value!r} (default)")
             return value
         if isinstance(node, ast.Name):
-            return UNKNOWN if node.id in ("True", "False", "None") else self._name(node.id)
+            if node.id in self.names and not self.config.knows(node.id) and self._depth < 8:
+                self._depth += 1
+                try:
+                    return self._fold(self.names[node.id])
+                finally:
+                    self._depth -= 1
+            return self._name(node.id)
         if isinstance(node, ast.Attribute):
             return self._name(node.attr)
         if isinstance(node, ast.UnaryOp):
@@ -276,6 +294,16 @@ class Evaluator:
             return UNKNOWN if UNKNOWN in values else tuple(values)
         if isinstance(node, ast.Call):
             func = node.func
+            if isinstance(func, ast.Name) and func.id in ("getattr", "hasattr") and len(node.args) >= 2:
+                attr = node.args[1]
+                if isinstance(attr, ast.Constant) and isinstance(attr.value, str):
+                    if self.config.knows(attr.value):
+                        value = self._name(attr.value)
+                        return value if func.id == "getattr" else True
+                    if len(node.args) == 3 and func.id == "getattr":
+                        return self._fold(node.args[2])
+                    if func.id == "hasattr":
+                        return UNKNOWN
             if isinstance(func, ast.Name) and func.id in self._CALLS and not node.keywords:
                 args = [self._fold(a) for a in node.args]
                 if UNKNOWN in args:

@@ -94,6 +94,7 @@ class FuncFacts:
     kinds: dict[str, list] = field(default_factory=dict)  # name -> [[binding line, kinds], ...]
     loop_spans: list = field(default_factory=list)  # (first, last line) of every loop in the function
     deps: dict[str, set] = field(default_factory=dict)  # name -> names it was computed from
+    defs: dict[str, list] = field(default_factory=dict)  # name -> the expressions assigned to it
     local_objects: set = field(default_factory=set)  # names bound to fresh containers/tensors here
     grad_locals: set = field(default_factory=set)  # fresh tensors with requires_grad (SLOT deltas)
     returns: set = field(default_factory=set)
@@ -372,6 +373,10 @@ class FlowAnalysis:
                     targets = s.targets if isinstance(s, ast.Assign) else [s.target]
                     for t in targets:
                         round_changed |= self._bind(f, t, k, d)
+                        for name in _names_in_target(t):
+                            exprs = f.defs.setdefault(name, [])
+                            if s.value not in exprs:
+                                exprs.append(s.value)
                         if isinstance(t, ast.Name) and isinstance(s.value, ast.Call):
                             cname = callee_name(s.value)
                             if cname in CONSTRUCTORS or cname in ("Parameter", "BatchedTTTLoRA"):
@@ -681,6 +686,8 @@ class FlowAnalysis:
             if before:
                 out.extend(self._epoch_rescoring(f, ev, before))
                 continue
+            if same_iter and self._prefix_only(f, ev, same_iter):
+                continue  # adapts on the context positions [:s] only, scores [s:]: already-scored tokens
             if not scores:
                 if not _is_entry_like(f) and f.name != "<module>":
                     continue  # a pure update: judged where it is called
@@ -736,6 +743,35 @@ class FlowAnalysis:
                 self._evidence(ev),
             ))
         return out
+
+    def _slice_bounds(self, f: FuncFacts, node: ast.AST) -> tuple[set, set]:
+        """(names used as `[:u]` upper bounds, names used as `[l:]` lower bounds) in the expressions
+        that `node` is computed from (its own text and the assignments of the names it reads)."""
+        exprs = [node]
+        for name in _closure_back(_names(node), f.deps):
+            exprs.extend(f.defs.get(name, ()))
+        uppers, lowers = set(), set()
+        for expr in exprs:
+            for sub in ast.walk(expr):
+                if isinstance(sub, ast.Slice):
+                    if (sub.lower is None or _is_zero(sub.lower)) and isinstance(sub.upper, ast.Name):
+                        uppers.add(sub.upper.id)
+                    if isinstance(sub.lower, ast.Name):
+                        lowers.add(sub.lower.id)
+        return uppers, lowers
+
+    def _prefix_only(self, f: FuncFacts, ev: Event, scores: list) -> bool:
+        """The update reads positions `[:s]` of the window and the scoring `[s:]`: context-only
+        adaptation on tokens earlier windows scored (#1350 shape; never ruled illegal)."""
+        target = ev.node.func.value if isinstance(ev.node, ast.Call) and isinstance(ev.node.func, ast.Attribute) else ev.node
+        up_uppers, up_lowers = self._slice_bounds(f, target)
+        for s in scores:
+            value = s.node.value if isinstance(s.node, ast.AugAssign) else s.node
+            _, score_lowers = self._slice_bounds(f, value)
+            split = (up_uppers & score_lowers) - up_lowers
+            if not split:
+                return False
+        return bool(scores)
 
     def _epoch_rescoring(self, f: FuncFacts, ev: Event, before: list[Event]) -> list[Violation]:
         """Score and update inside one loop that re-visits the same data (an epoch loop): every epoch

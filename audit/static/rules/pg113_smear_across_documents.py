@@ -85,13 +85,22 @@ def _slice_drops_last(node: ast.AST) -> bool:
 def _token_shift(fn: ast.FunctionDef) -> ast.AST | None:
     """The first binary op / cat / pad in `fn` that combines a drop-last slice with other values."""
     for node in ast.walk(fn):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
-            if any(_slice_drops_last(n) for n in ast.walk(node)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            if any(_slice_drops_last(n) and not _hashed(fn, n) for n in ast.walk(node)):
                 return node
         if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("cat", "pad"):
             if any(_slice_drops_last(a) for a in ast.walk(node)) and _is_added(fn, node):
                 return node
     return None
+
+
+def _hashed(fn: ast.FunctionDef, sl: ast.Subscript) -> bool:
+    """`27191 * t[..., :-1]`: the previous token id multiplied by a constant (a bigram hash), not a mix."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and sl in (node.left, node.right):
+            other = node.right if node.left is sl else node.left
+            return isinstance(other, ast.Constant) and isinstance(other.value, int)
+    return False
 
 
 def _is_added(fn: ast.FunctionDef, call: ast.Call) -> bool:
