@@ -725,7 +725,7 @@ class _Normalizer:
                 out.append(indent + after)
                 origins.append(origin(edit.last))
             i = edit.last + 1
-        return Normalized("\n".join(out) + "\n", origins, notes, helpers)
+        return Normalized("\n".join(out) + "\n" if out else "", origins, notes, helpers)
 
 
 def _looks_like_shim(payload: ast.expr, evaluator: _Evaluator) -> bool:

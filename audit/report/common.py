@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import posixpath
 from functools import lru_cache
@@ -60,3 +61,8 @@ def catalogue() -> dict:
 def rule_summary(finding: Finding) -> str:
     cls = catalogue().get(finding.code)
     return cls.summary if cls is not None else finding.rule
+
+
+def doc_text(rule_cls) -> str:
+    """A rule's class docstring with its indentation removed (Markdown-ready)."""
+    return inspect.cleandoc(rule_cls.__doc__ or "")

@@ -6,7 +6,7 @@ import json
 
 import golf
 from audit.finding import Report
-from audit.report.common import catalogue, docs_url, real_location, sorted_findings
+from audit.report.common import catalogue, doc_text, docs_url, real_location, sorted_findings
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "note": "note"}
@@ -24,8 +24,9 @@ def _rule_descriptor(code: str, rule_id: str) -> dict:
         "properties": {"rule": rule_id},
     }
     if cls is not None:
-        descriptor["fullDescription"] = {"text": cls.doc() or summary}
-        descriptor["help"] = {"text": cls.doc() or summary, "markdown": cls.doc() or summary}
+        doc = doc_text(cls) or summary
+        descriptor["fullDescription"] = {"text": doc}
+        descriptor["help"] = {"text": doc, "markdown": doc}
         descriptor["defaultConfiguration"] = {"level": LEVELS[cls.severity]}
         descriptor["properties"]["references"] = list(cls.references)
         descriptor["properties"]["confidence"] = cls.confidence

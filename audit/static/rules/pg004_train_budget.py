@@ -31,6 +31,16 @@ def _env_name(node: ast.AST) -> str | None:
     return None
 
 
+def _positive(value) -> bool:
+    """A step override that is set: a positive number (or text of one), or a folded True."""
+    if value is True:
+        return True
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 def _target_names(node: ast.Assign | ast.AnnAssign) -> list[str]:
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     names = []
@@ -122,17 +132,22 @@ class TrainingBudget(Rule):
                     continue
                 env = _env_name(node.value)
                 names = _target_names(node)
-                if env and _STEP_OVERRIDE_ENV.match(env):
+                stop_target = any(_STOP_TARGET.search(n) for n in names)
+                if env and _STEP_OVERRIDE_ENV.match(env) and not stop_target:
                     for name in names:
                         override_vars[name] = env
                     continue
                 used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} | {
                     n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute)}
                 hits = [override_vars[v] for v in used if v in override_vars]
-                if hits and any(_STOP_TARGET.search(n) for n in names):
+                if env and _STEP_OVERRIDE_ENV.match(env):
+                    hits.insert(0, env)
+                if hits and stop_target:
                     env = hits[0]
                     value, source = hyper.resolve(env) if hyper is not None else (None, "")
-                    active = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+                    if hyper is not None and env in hyper.env:  # show what the run command set
+                        value = hyper.env[env][0]
+                    active = _positive(value)
                     if active:
                         message = (f"`{names[0]}` is set from {env}={value} ({source}): training stops at a fixed "
                                    "step instead of the 600 s wallclock cap")
