@@ -84,3 +84,12 @@ def test_non_causal_attention_fails_the_perturbation_probe(data):
     assert expected("noncausal_attention") <= errors(outcome)
     (probe,) = outcome.summary["probes"]
     assert not probe["passed"] and probe["changed_positions"] > 0 and probe["distributions_changed"] > 0
+
+
+def test_two_rank_torchrun_replay_merges_every_ranks_ledger(data):
+    outcome = run_replay(FIXTURES / "legal_ttt_ddp", data=data, nproc=2, probes=False)
+    s = outcome.summary
+    assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
+    assert s["ranks"] == 2 and s["counted_exactly_once"] == s["positions_counted"] == s["positions_scored"]
+    assert abs(s["recomputed_val_bpb"] - s["reported_val_bpb"]) <= 1e-6 * s["reported_val_bpb"]
+    assert s["updates_using_val"] == 12  # 6 TTT steps on each rank

@@ -66,16 +66,25 @@ class Locator:
         path = os.path.abspath(path)
         return os.path.relpath(path, self.folder) if path.startswith(self.folder + os.sep) else path
 
+    def own(self, site: tuple) -> tuple:
+        """The frames of `site` in the submission file, or all of them when none is."""
+        mine = tuple(fr for fr in site if os.path.abspath(fr[0]) == self.submission)
+        return mine or site
+
     def innermost(self, site: tuple) -> tuple[str, int]:
-        if not site:
+        """The innermost frame in the submission (else the innermost frame at all)."""
+        frames = self.own(site)
+        if not frames:
             return self.rel(self.submission), 0
-        f, line, _ = site[-1]
+        f, line, _ = frames[-1]
         return self.rel(f), line
 
     def first_difference(self, site: tuple, other: tuple) -> tuple[str, int]:
-        """The outermost frame of `site` that `other` does not share: the call that makes the difference."""
-        for i, frame in enumerate(site):
-            if i >= len(other) or other[i][:2] != frame[:2]:
+        """The outermost submission frame of `site` that `other` does not share: the call that makes
+        the difference between two scorings of the same position."""
+        mine, theirs = self.own(site), self.own(other)
+        for i, frame in enumerate(mine):
+            if i >= len(theirs) or theirs[i][:2] != frame[:2]:
                 return self.rel(frame[0]), frame[1]
         return self.innermost(site)
 

@@ -133,27 +133,23 @@ def canonical_byte_counts(stream: np.ndarray, luts) -> np.ndarray:
     return out
 
 
-def time_of(ledgers: list[dict]) -> list[dict[int, float]]:
-    """Per rank: event number -> wall time, for scores and mutations."""
-    out = []
-    for ledger in ledgers:
-        table = {e["seq"]: e["t"] for e in ledger["scores"]}
-        table.update({m["seq"]: m["t"] for m in ledger["mutations"]})
-        out.append(table)
-    return out
+def _seq_times(ledger: dict) -> np.ndarray:
+    """event number -> wall time of one rank's scores and mutations (inf where none)."""
+    events = [(e["seq"], e["t"]) for e in ledger["scores"]] + [(m["seq"], m["t"]) for m in ledger["mutations"]]
+    table = np.full(max((q for q, _ in events), default=0) + 1, np.inf)
+    for q, t in events:
+        table[q] = t
+    return table
 
 
 def first_times(ledgers: list[dict], field_name: str) -> np.ndarray:
     """Per position, the earliest wall time over ranks of the event a per-position seq array names."""
-    times = time_of(ledgers)
-    n = ledgers[0]["stream_len"]
-    best = np.full(n, np.inf)
-    for ledger, table in zip(ledgers, times):
+    best = np.full(ledgers[0]["stream_len"], np.inf)
+    for ledger in ledgers:
         seqs = ledger[field_name]
         hit = np.flatnonzero(seqs >= 0)
         if hit.size:
-            lookup = np.vectorize(table.__getitem__, otypes=[np.float64])(seqs[hit])
-            best[hit] = np.minimum(best[hit], lookup)
+            best[hit] = np.minimum(best[hit], _seq_times(ledger)[seqs[hit]])
     return best
 
 

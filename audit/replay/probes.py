@@ -69,11 +69,13 @@ def compare(counted: L.Candidate, probe_ledgers: list[dict], base_ledgers: list[
         return [_finding("RP061", "C1", where, f"perturbing validation tokens from position {k} on changed the scoring "
                          "itself (the counted pass did not happen again)", confidence="medium")], result
     probe_variant = next(c for c in L.candidates(probe_pass, np.zeros(base_ledgers[0]["stream_len"])) if c.variant == counted.variant)
-    base_loss = _per_position(counted.positions, counted.losses)
-    probe_loss = _per_position(probe_variant.positions, probe_variant.losses)
-    earlier = [p for p in base_loss if p < k]
-    changed = [p for p in earlier if p not in probe_loss or abs(probe_loss[p] - base_loss[p]) > PROBE_ATOL * max(1.0, abs(base_loss[p]))]
-    result["compared_positions"] = len(earlier)
+    n = base_ledgers[0]["stream_len"]
+    base_loss, probe_loss = _dense(counted, n), _dense(probe_variant, n)
+    earlier = np.flatnonzero(~np.isnan(base_loss[:k]))
+    delta = np.abs(probe_loss[earlier] - base_loss[earlier])
+    moved = ~(delta <= PROBE_ATOL * np.maximum(1.0, np.abs(base_loss[earlier])))  # NaN (not scored again) counts
+    changed = earlier[moved].tolist()
+    result["compared_positions"] = int(earlier.size)
     result["changed_positions"] = len(changed)
     dist_changed = []
     for p in capture_positions(k):
@@ -89,7 +91,7 @@ def compare(counted: L.Candidate, probe_ledgers: list[dict], base_ledgers: list[
     findings = []
     if changed or dist_changed:
         first = min(changed + dist_changed)
-        delta = abs(probe_loss.get(first, np.nan) - base_loss[first]) if first in base_loss else float("nan")
+        delta = abs(probe_loss[first] - base_loss[first])
         findings.append(_finding("RP060", "C1", where, f"changing the validation tokens from position {k} on changed the "
                                  f"counted scores of {len(changed)} earlier positions and {len(dist_changed)} predicted "
                                  f"distributions at or before {k} (first: position {first}); a score may depend only on "
@@ -97,8 +99,11 @@ def compare(counted: L.Candidate, probe_ledgers: list[dict], base_ledgers: list[
     return findings, result
 
 
-def _per_position(positions: np.ndarray, losses: np.ndarray) -> dict[int, float]:
-    return {int(p): float(v) for p, v in zip(positions.tolist(), losses.tolist())}
+def _dense(cand: L.Candidate, n: int) -> np.ndarray:
+    """The candidate's loss per position (NaN where it scored none)."""
+    out = np.full(n, np.nan)
+    out[cand.positions] = cand.losses
+    return out
 
 
 def _counted_distribution(ledgers: list[dict], cand: L.Candidate, position: int) -> np.ndarray | None:

@@ -64,7 +64,7 @@ _META = {
     "__get__", "_version", "names", "is_sparse", "is_inference",
 }
 
-(K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META) = range(11)
+(K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META, K_SELECT) = range(12)
 
 
 def _classify(func) -> int:
@@ -73,6 +73,8 @@ def _classify(func) -> int:
         return K_META
     if name == "__getitem__":
         return K_GETITEM
+    if name in ("where", "masked_fill"):
+        return K_SELECT
     if name in ("gather", "take_along_dim"):
         return K_GATHER
     if name == "__setitem__":
@@ -279,6 +281,8 @@ class Tracker(TorchFunctionMode):
                 self._getitem(args, out, grad)
             elif kind == K_GATHER:
                 self._gather(func, args, kwargs, out, grad)
+            elif kind == K_SELECT:
+                self._select(func, args, kwargs, out, grad)
             elif kind == K_SETITEM:
                 self._setitem(args, grad)
             elif kind == K_COPY:
@@ -351,6 +355,29 @@ class Tracker(TorchFunctionMode):
         for o, so in zip(outs, souts):
             if isinstance(so, torch.Tensor) and so.shape == o.shape:
                 self._register(o, so.to(o.device))
+
+    def _select(self, func, args, kwargs, out, grad) -> None:
+        """where(cond, a, b) / a.where(cond, b) / a.masked_fill(mask, v): tokens from a or b, -1 for fills."""
+        name = getattr(func, "__name__", "")
+        if name == "masked_fill":
+            data, mask = args[0], args[1]
+            sources = (None, data, None)
+            cond = ~mask if isinstance(mask, torch.Tensor) else None
+        elif len(args) == 3 and isinstance(args[1], torch.Tensor) and args[1].dtype == torch.bool and isinstance(args[0], torch.Tensor) and args[0].dtype != torch.bool:
+            cond, sources = args[1], (None, args[0], args[2])  # Tensor.where(self, cond, other)
+        elif len(args) == 3:
+            cond, sources = args[0], args
+        else:
+            cond = None
+        if cond is None or not _is_int(out):
+            self._consume(self._positions_in(args, kwargs), grad)
+            return
+        a, b = sources[1], sources[2]
+        sa = self._shadow_or_blank(a) if isinstance(a, torch.Tensor) else torch.full((), -1, dtype=torch.int64, device=out.device)
+        sb = self._shadow_or_blank(b) if isinstance(b, torch.Tensor) else torch.full((), -1, dtype=torch.int64, device=out.device)
+        shadow = torch.where(cond.to(out.device), sa.to(out.device), sb.to(out.device))
+        if shadow.shape == out.shape:
+            self._register(out, shadow)
 
     def _shadow_or_blank(self, t):
         s = self._shadow_of(t)
@@ -596,7 +623,8 @@ class Tracker(TorchFunctionMode):
         return self._seq
 
     def _site(self) -> tuple:
-        """The frames of the submission (or, failing that, of any non-library file) on the stack."""
+        """The frames of the run's own code (the submission and what it imports, not torch, numpy,
+        the standard library or the auditor) on the stack, outermost first."""
         frames = []
         f = sys._getframe(2)
         while f is not None:
@@ -604,9 +632,6 @@ class Tracker(TorchFunctionMode):
             if not name.startswith(_LIBRARY_DIRS) and not name.startswith("<"):
                 frames.append((name, f.f_lineno, f.f_code.co_name))
             f = f.f_back
-        if self.submission_files:
-            own = [fr for fr in frames if os.path.abspath(fr[0]) in self.submission_files]
-            frames = own or frames
         return tuple(reversed(frames))
 
     def network_attempt(self, host, port) -> None:
