@@ -1,8 +1,9 @@
 """Run under torchrun (2 ranks, gloo) by tests/test_eval_ttt_dist.py; rank 0 writes a JSON summary.
 
-Two TTT runs on the tiny model and the smoke shape:
+Two TTT runs on the tiny model, 4,096 targets, context 128, stride 32:
   even:   8 sequences per chunk, 4 per rank, micro-batch 4 -> comparable with one rank, micro-batch 8;
-  uneven: 5 sequences per chunk (2 and 3 per rank), micro-batch 2 -> rank 0 pads with zero-gradient steps.
+  uneven: 5 sequences per chunk (2 and 3 per rank), micro-batch 2, 1 epoch -> rank 0 pads with
+          zero-gradient steps.
 Both runs record per rank what was scored and read; rank 0 checks the union across ranks.
 """
 
@@ -18,7 +19,7 @@ from eval_tiny_lm import fake_luts, patterned_tokens, tiny_model
 from golf.budget import WallclockBudget
 from golf.eval.ttt import eval_score_first_ttt
 
-TTT = dict(seq_len=128, stride=32, epochs=3, lr=1e-2, adapt_last_blocks=1, grad_clip=1.0)
+TTT = dict(seq_len=128, stride=32, lr=1e-2, adapt_last_blocks=1, grad_clip=1.0)
 
 
 class RankLedger:
@@ -77,10 +78,10 @@ def main(out_path):
     dist.init_process_group("gloo")
     torch.set_num_threads(1)
     world = dist.get_world_size()
-    tokens, luts = patterned_tokens(8193), fake_luts()
+    tokens, luts = patterned_tokens(4097), fake_luts()
     summary = {"world": world}
-    summary.update(run("even", tokens, luts, world, chunk_tokens=1024, micro_batch_seqs=4))
-    summary.update(run("uneven", tokens, luts, world, chunk_tokens=640, micro_batch_seqs=2))
+    summary.update(run("even", tokens, luts, world, chunk_tokens=1024, micro_batch_seqs=4, epochs=3))
+    summary.update(run("uneven", tokens, luts, world, chunk_tokens=640, micro_batch_seqs=2, epochs=1))
     if dist.get_rank() == 0:
         with open(out_path, "w") as f:
             json.dump(summary, f)
