@@ -68,6 +68,14 @@ def test_legal_score_first_ttt_passes_with_its_score_recomputed(data, tmp_path):
     assert {f.rule for f in findings} == {"BUD-E"}
 
 
+def test_records_style_sliding_windows_count_each_position_once(data):
+    findings, summary = run_replay(FIXTURES / "legal_sliding", data=data, probes=False)
+    assert verdict_of(findings) == "PASS", [f.message for f in findings]
+    assert summary["counted_pass"]["variant"] == "first"  # every window's loss covers all its rows
+    assert summary["counted_exactly_once"] == summary["positions_counted"] == summary["positions_scored"]
+    assert abs(summary["recomputed_val_bpb"] - summary["reported_val_bpb"]) <= 1e-6 * summary["reported_val_bpb"]
+
+
 @pytest.mark.parametrize("name", [
     "rescore_s1", "temperature_rescore", "ttt_before_score", "calib_on_val", "skip_tokens", "count_twice",
     "wrong_byte_lut", "ngram_unnormalised", "network_call",

@@ -17,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,10 +32,11 @@ SHORT_SETTINGS = {"ITERATIONS": "20", "WARMUP_STEPS": "0", "VAL_LOSS_EVERY": "0"
 SYNTHETIC = dict(vocab_size=384, max_chars=300_000, shard_tokens=1 << 14)
 
 
-@dataclass
-class ReplayOutcome:
-    findings: list[Finding] = field(default_factory=list)
-    summary: dict = field(default_factory=dict)
+class ReplayOutcome(NamedTuple):
+    """The replay's findings and its ledger summary (the audit JSON's "replay" object)."""
+
+    findings: list[Finding]
+    summary: dict
 
 
 @dataclass(frozen=True)
