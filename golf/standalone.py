@@ -7,7 +7,8 @@ the way parameter-golf's scripts are.
 * DATA_PATH: the data folder in either layout golf reads (golf.data.layout): `golf data demo`'s
   folder, or parameter-golf's `data/` root (datasets/fineweb10B_sp<V>/ + tokenizers/); default ./data.
 * OUT_DIR: where the run log, artifact and run.json go (must be new or empty); default
-  runs/<RUN_ID>, RUN_ID defaulting to seed_<SEED>.
+  runs/<RUN_ID> (RUN_ID defaulting to seed_<SEED>), or runs/<RUN_ID>-2, -3, ... when taken, so that
+  running the file again never overwrites an earlier run.
 * SEED and every other hyperparameter: the env vars `golf train` reads (ITERATIONS, TTT_LR, ...).
 """
 
@@ -31,12 +32,21 @@ def preset_from_env(env: Mapping[str, str]) -> str:
     return "record" if torch.cuda.is_available() else "smoke"
 
 
+def default_out_dir(run_id: str) -> Path:
+    """runs/<run_id>, or the first runs/<run_id>-<n> that is free."""
+    out, n = Path("runs") / run_id, 1
+    while out.exists() and any(out.iterdir()):
+        n += 1
+        out = Path("runs") / f"{run_id}-{n}"
+    return out
+
+
 def train_args_from_env(env: Mapping[str, str]) -> argparse.Namespace:
     run_id = env.get("RUN_ID") or f"seed_{env.get('SEED', '1337')}"
     return argparse.Namespace(
         preset=preset_from_env(env),
         data=Path(env.get("DATA_PATH") or "data"),
-        out=Path(env.get("OUT_DIR") or Path("runs") / run_id),
+        out=Path(env["OUT_DIR"]) if env.get("OUT_DIR") else default_out_dir(run_id),
         seed=None,  # SEED is read with the other hyperparameters
     )
 

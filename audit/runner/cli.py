@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lowest severity that makes the exit code 1")
 
 
-def _parse_seeds(text: str | None) -> list[int] | None:
+def parse_seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -54,7 +54,7 @@ def _parse_seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
+def parse_env(pairs: list[str]) -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise GolfError(f"{folder} is not a folder")
     if args.nproc < 1 or args.nnodes < 1:
         raise GolfError("--nproc and --nnodes must be at least 1")
-    seeds = _parse_seeds(args.seeds)
-    env = _parse_env(args.env)
+    seeds = parse_seeds(args.seeds)
+    env = parse_env(args.env)
     if args.data:
         env["DATA_PATH"] = str(Path(args.data).resolve())
     if args.tokenizer:

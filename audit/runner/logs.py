@@ -52,6 +52,8 @@ _TRAINING_STARTED = re.compile(r"^(?:warmup_step|loop_warmup|step\s*:\s*\d+/|\d+
 _CODE_END = "=" * 100
 # launcher noise that differs between runs of the same code (torchrun warnings, rank prefixes)
 _NOISE = re.compile(r"^(?:W\d{4} |I\d{4} |\[W|\[rank\d+\]|\[\d{4}-\d\d-\d\d )")
+# golf's per-file headers in a source dump name the file's path, which differs between run folders
+_SOURCE_HEADER = re.compile(r"^# ---- source: .* ----$")
 # keys that legitimately differ between the seeds of one configuration
 _PER_RUN_KEYS = frozenset(
     {"seed", "rank", "local_rank", "run_id", "logfile", "is_main_process", "master_process",
@@ -86,7 +88,7 @@ def _code_block(lines: list[str]) -> tuple[str | None, int]:
     """The script source a record log starts with (hash, index after it), or (None, 0)."""
     for index, line in enumerate(lines[:20000]):
         if line.strip() == _CODE_END:
-            code = "\n".join(x for x in lines[:index] if not _NOISE.match(x)).strip()
+            code = "\n".join(x for x in lines[:index] if not (_NOISE.match(x) or _SOURCE_HEADER.match(x))).strip()
             if "\n" in code:  # a real code dump, not a decorative rule under a title
                 return hashlib.sha256(code.encode()).hexdigest(), index + 1
             return None, 0
@@ -119,7 +121,7 @@ def parse_log(text: str, source: str = "") -> RunSummary:
                 last_step = int(step["step"])
                 in_preamble = False
                 continue
-            if label.startswith("diagnostic") or "pre-quant" in label or "prequant" in label:
+            if label.lower().startswith("diagnostic") or "pre-quant" in label or "prequant" in label:
                 continue
             summary.val_loss = float(score["loss"])
             summary.val_bpb = float(score["bpb"])
