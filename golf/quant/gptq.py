@@ -36,6 +36,7 @@ from golf.quant.rtn import (
 )
 
 GPTQ_MODES = ("canonical", "pr1004")
+_SUB_BLOCK = 16  # columns per rank-1-updated sub-block inside a lazy block
 
 
 def _default_forward(model: nn.Module, batch) -> None:
@@ -109,26 +110,37 @@ def _propagation_matrix(H: Tensor, mode: str) -> Tensor | None:
 
 def _gptq_columns(W: Tensor, scale: Tensor, P: Tensor, qmax: int, block_size: int,
                   keep: Tensor | None) -> Tensor:
-    """The GPTQ block loop on (permuted) W in place; returns the integer values as float."""
-    rows, cols = W.shape
-    Q = torch.zeros_like(W)
+    """The GPTQ loop over the (permuted) columns of W; returns the integer values as float.
+
+    Works on W transposed so that every column is a contiguous row. Error feedback is lazy at two
+    levels: inside a sub-block of _SUB_BLOCK columns by rank-1 updates, onto the rest of the
+    block_size block after each sub-block, and onto the remaining columns after each block, by
+    matrix products. In exact arithmetic the result does not depend on either block size.
+    """
+    Wt = W.T.contiguous()
+    keep_t = None if keep is None else keep.T.contiguous()
+    cols, rows = Wt.shape
+    Qt = torch.zeros_like(Wt)
     for i1 in range(0, cols, block_size):
         i2 = min(i1 + block_size, cols)
-        W1 = W[:, i1:i2]
-        P1 = P[i1:i2, i1:i2]
-        Err1 = torch.zeros(rows, i2 - i1, dtype=W.dtype, device=W.device)
-        for i in range(i2 - i1):
-            w = W1[:, i]
-            q = torch.clamp(torch.round(w / scale), -qmax, qmax)
-            if keep is not None:
-                q = q * keep[:, i1 + i]
-            Q[:, i1 + i] = q
-            err = (w - q * scale) / P1[i, i]
-            W1[:, i + 1:].addr_(err, P1[i, i + 1:], alpha=-1.0)
-            Err1[:, i] = err
+        err_t = torch.empty(i2 - i1, rows, dtype=Wt.dtype, device=Wt.device)
+        for j1 in range(i1, i2, _SUB_BLOCK):
+            j2 = min(j1 + _SUB_BLOCK, i2)
+            for j in range(j1, j2):
+                w = Wt[j]
+                q = torch.clamp(torch.round(w / scale), -qmax, qmax)
+                if keep_t is not None:
+                    q.mul_(keep_t[j])
+                Qt[j] = q
+                err = torch.sub(w, q * scale).div_(P[j, j])
+                if j + 1 < j2:
+                    Wt[j + 1:j2].addr_(P[j, j + 1:j2], err, alpha=-1.0)
+                err_t[j - i1] = err
+            if j2 < i2:
+                Wt[j2:i2].addmm_(P[j1:j2, j2:i2].T, err_t[j1 - i1:j2 - i1], alpha=-1.0)
         if i2 < cols:
-            W[:, i2:].addmm_(Err1, P[i1:i2, i2:], alpha=-1.0)
-    return Q
+            Wt[i2:].addmm_(P[i1:i2, i2:].T, err_t, alpha=-1.0)
+    return Qt.T
 
 
 @torch.no_grad()
