@@ -8,7 +8,8 @@ Every value carries a set of *kinds*:
     N   a size of val data (numel/len/shape): not data, but tells a full-length slice from a subset
     R   drawn with random indices (torch.randint, np.random...)
     B   read from a file blob (lzma/zlib decompress, np.frombuffer, read_bytes...)
-    o:L a value looked up *at the target* (gather / subscript / .get with a target) at line L
+    o:L a model probability looked up *at the target* (gather / cross_entropy / subscript) at line L
+    c:L a count-table entry looked up at the target (`counts.get(tgt)`, `self.table[key(tgt)]`)
     p:i depends on the function's i-th parameter (symbolic; substituted at each call site)
     pt:i a target if the i-th parameter is val data (a shifted slice of it)
 
@@ -57,10 +58,6 @@ HOOK_CALLS = {"register_forward_hook", "register_forward_pre_hook", "register_fu
               "register_backward_hook"}
 MIN_CALLS = {"min", "minimum", "fmin", "amin", "nanmin"}
 BLEND_CALLS = {"logaddexp", "logsumexp", "log1p", "max", "maximum", "lerp"}
-
-
-def _kinds_has(kinds: Iterable[str], kind: str) -> bool:
-    return kind in kinds
 
 
 @dataclass
@@ -238,7 +235,9 @@ class FlowAnalysis:
                     out.add(T)
                 out |= {"pt:" + k[2:] for k in base if k.startswith("p:")}
             if T in self.effective(index, f) and not _is_lut(e.value):
-                out.add(f"o:{e.lineno}")
+                # a stored table (self.counts[...], a global) or a distribution computed here
+                table = _root_name(e.value) == "self" or (f.name != "<module>" and _root_name(e.value) not in f.kinds)
+                out.add(f"{'c' if table else 'o'}:{e.lineno}")
             return out
         if isinstance(e, ast.Call):
             return self._call_kinds(e, f, bound)
@@ -295,11 +294,15 @@ class FlowAnalysis:
         if name in BLOB_CALLS:
             out.add(B)
         targets = [T in self.effective(a, f) for a in args]
-        if name in ("gather", "take_along_dim", "get") and any(targets):
+        if name in ("gather", "take_along_dim", "cross_entropy", "nll_loss") and any(targets):
             if not (isinstance(call.func, ast.Attribute) and _is_lut(call.func.value)):
                 out.add(f"o:{call.lineno}")
-        if callees and any(targets) and any(k.startswith("o:") for c in callees for k in c.returns):
-            out.add(f"o:{call.lineno}")
+        if name == "get" and any(targets):
+            out.add(f"c:{call.lineno}")  # a count table keyed by the target
+        if callees and any(targets):
+            for prefix in ("o:", "c:"):
+                if any(k.startswith(prefix) for c in callees for k in c.returns):
+                    out.add(f"{prefix}{call.lineno}")
         return out
 
     def _instantiate(self, kinds: Iterable[str], callee: FuncFacts, call: ast.Call, args: list, kw: dict) -> set:
@@ -570,8 +573,6 @@ class FlowAnalysis:
                     statuses = self.update_status(callee)
                     for ev in callee.events:
                         kinds = frozenset(self._instantiate(ev.kinds, callee, call, args, kw))
-                        if ev.kind == "score" and not self._score_reaches(ev, callee):
-                            continue
                         status = statuses.get(id(ev), ev.status)
                         if ev.kind in ("update", "cache") and status != "unscored":
                             status = "scored"
@@ -589,11 +590,6 @@ class FlowAnalysis:
     def _carry_key(kind: str, line: int, status: str, kinds: Iterable[str]) -> tuple:
         """One carried event per call, kind, status and data (the first is the evidence)."""
         return kind, line, status, frozenset(k for k in kinds if k in (V, T, R) or k.startswith("p:"))
-
-    def _score_reaches(self, ev: Event, callee: FuncFacts) -> bool:
-        """A callee's score event counts for the caller when it accumulates into a returned value or
-        an accumulator the caller passed in."""
-        return True
 
     # -- the order of updates and scores ---------------------------------------------------
     def is_val(self, kinds: Iterable[str], f: FuncFacts) -> bool:
@@ -897,9 +893,8 @@ class FlowAnalysis:
                     _short(node),
                 ))
         if isinstance(node.op, (ast.Add, ast.Sub)):
-            lo = {k for k in self.kinds(node.left, f) if k.startswith("o:")}
-            ro = {k for k in self.kinds(node.right, f) if k.startswith("o:")}
-            if lo and ro and not (lo & ro):
+            left, right = self.eff(node.left, f), self.eff(node.right, f)
+            if (_has(left, "o:") and _has(right, "c:")) or (_has(left, "c:") and _has(right, "o:")):
                 out.append(Violation(
                     "C2", node.lineno,
                     "two probabilities looked up only at the target token are blended; the mixture is "
@@ -946,6 +941,8 @@ class FlowAnalysis:
         if not any(e.kind == "score" and not e.via and self.is_val(e.kinds, f) for e in f.events):
             return []  # comparing two evaluations' results (model selection) is not per-token
         written = {n for st in s.body for n in _assigned_roots(st)}
+        if written and written <= self._stabilisers(f):
+            return []  # `if e > mx: mx = e` before `exp(e - mx)`: a log-sum-exp maximum, not a choice
         reported_like = written & (self._reported(f) | _score_roots(f))
         if not written or not (reported_like or any(isinstance(st, (ast.Assign, ast.AugAssign)) for st in s.body)):
             return []
@@ -956,6 +953,17 @@ class FlowAnalysis:
             _short(test),
         )]
 
+    def _stabilisers(self, f: FuncFacts) -> set:
+        """Names subtracted inside exp(...): the running maximum of a log-sum-exp."""
+        out = set()
+        for s in f.stmts:
+            for call in self.calls(s):
+                if callee_name(call) == "exp":
+                    for node in ast.walk(call):
+                        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.right, ast.Name):
+                            out.add(node.right.id)
+        return out
+
     def _subset(self, f: FuncFacts, s: ast.Assign) -> list[Violation]:
         value = s.value
         while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
@@ -965,14 +973,14 @@ class FlowAnalysis:
         sl = value.slice
         if sl.upper is None or sl.step is not None or (sl.lower is not None and not _is_zero(sl.lower)):
             return []
-        if V not in self.eff(value.value, f) or T in self.eff(value.value, f):
+        if not ({V, T} & self.eff(value.value, f)):
             return []
-        upper = self.eff(sl.upper, f)
-        if isinstance(sl.upper, ast.UnaryOp) or N in upper or _names(sl.upper) & _loop_vars(self.fa, s) or _is_zero(sl.upper):
+        if _names(sl.upper) & _loop_vars(self.fa, s) or not self._partial_bound(f, sl.upper):
             return []
         targets = {n for t in s.targets for n in _names_in_target(t)}
         users = _closure_forward(targets, f.deps)
-        if not any(e.kind == "score" and (_names(e.node) & users) for e in f.events):
+        reported = self._reported(f)
+        if not (users & reported or any(e.kind == "score" and (_names(e.node) & users) for e in f.events)):
             return []
         return [Violation(
             "DATA-3", s.lineno,
@@ -980,6 +988,18 @@ class FlowAnalysis:
             "validation set)",
             _short(s),
         )]
+
+    def _partial_bound(self, f: FuncFacts, upper: ast.AST, depth: int = 0) -> bool:
+        """True when a prefix bound `[:upper]` can stop short of the data: not derived from its length
+        (`numel()`/`len`), or capped by something else (`min(h.ppm_subset_tokens, total_tokens)`)."""
+        if isinstance(upper, ast.UnaryOp) or _is_zero(upper):
+            return False  # `[:-1]`, `[:0]`
+        if isinstance(upper, ast.Name) and len(f.defs.get(upper.id, ())) == 1 and depth < 3:
+            return self._partial_bound(f, f.defs[upper.id][0], depth + 1)
+        if isinstance(upper, ast.Call) and callee_name(upper) == "min" and len(upper.args) >= 2:
+            return any(N not in self.eff(a, f) and not isinstance(a, ast.Constant) for a in upper.args) \
+                or any(isinstance(a, ast.Constant) for a in upper.args)
+        return N not in self.eff(upper, f)
 
     # -- evidence --------------------------------------------------------------------------
     def _describe(self, ev: Event) -> str:
@@ -1062,6 +1082,10 @@ def _is_lut(node: ast.AST) -> bool:
     return "lut" in text or "byte" in text or "boundary" in text or "leading_space" in text
 
 
+def _has(kinds: Iterable[str], prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in kinds)
+
+
 def _is_zero(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and node.value == 0
 
@@ -1098,12 +1122,11 @@ def _assigned_roots(s: ast.stmt) -> set:
 
 
 def _score_roots(f: FuncFacts) -> set:
+    """Names read by the accumulations of f (`loss_sum += scored_nll.sum()` -> scored_nll)."""
     roots = set()
     for e in f.events:
-        if e.kind == "score":
-            if isinstance(e.node, ast.AugAssign):
-                r = _root_name(e.node.value)
-                roots |= _names(e.node.value)
+        if e.kind == "score" and isinstance(e.node, ast.AugAssign):
+            roots |= _names(e.node.value)
     return roots
 
 
