@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     demo = actions.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP)
     demo.add_argument("--out", required=True, help="folder to write (new, empty, or an earlier demo output)")
     demo.add_argument("--vocab-size", type=int, default=1024, help="SentencePiece vocabulary (default 1024)")
-    demo.add_argument("--val-fraction", type=float, default=0.05, help="share of documents for validation (first ones)")
+    demo.add_argument("--val-fraction", type=float, default=None, help="share of documents for validation, the first ones (default 0.0125)")
     demo.add_argument("--shard-tokens", type=int, default=1 << 18, help="tokens per shard (default 262144)")
     demo.add_argument("--max-chars", type=int, default=None, help="use only a prefix of the corpus of about this many characters")
 

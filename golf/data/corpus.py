@@ -29,7 +29,7 @@ CORPUS_FILE = Path(__file__).resolve().parent / "corpus" / "kjv_chapters.jsonl.x
 CORPUS_SOURCE = "King James Bible, one document per chapter (public domain; Debian bible-kjv-text 4.38)"
 DEMO_FORMAT = "golf-demo-data/1"
 DEFAULT_VOCAB_SIZE = 1024
-DEFAULT_VAL_FRACTION = 0.05
+DEFAULT_VAL_FRACTION = 0.0125  # ~15 chapters, ~16k tokens: the smoke eval stays ~seconds
 DEFAULT_SHARD_TOKENS = 1 << 18
 
 
@@ -98,7 +98,7 @@ def _is_demo_output(folder: Path) -> bool:
 def build_demo(
     out: str | os.PathLike,
     vocab_size: int = DEFAULT_VOCAB_SIZE,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
+    val_fraction: float | None = DEFAULT_VAL_FRACTION,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     max_chars: int | None = None,
 ) -> dict:
@@ -111,6 +111,8 @@ def build_demo(
     _check_replaceable(out)
     if shard_tokens < 1:
         raise GolfError(f"--shard-tokens must be positive, got {shard_tokens}")
+    if val_fraction is None:
+        val_fraction = DEFAULT_VAL_FRACTION
     val_docs, train_docs = split_documents(load_corpus_documents(max_chars), val_fraction)
 
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
