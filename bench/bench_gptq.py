@@ -32,9 +32,7 @@ from golf.quant.artifact import (
     serialize_state,
     shipped_code_bytes,
 )
-from golf.quant.pack import default_is_block_matrix, quantize_state_dict
-from golf.quant.prune import zero_fraction
-from golf.quant.rtn import floor_bound_rows
+from golf.quant.pack import default_is_block_matrix, quantize_state_dict, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +100,6 @@ def main(argv: list[str] | None = None) -> dict:
     model_bytes = min(sizes.values())
     blob_codec = min(sizes, key=sizes.get)
 
-    gptq = {n: e for n, e in qstate.entries.items() if e.kind == "gptq"}
     code_files = sorted((REPO / "golf").rglob("*.py"))
     code_raw = shipped_code_bytes(code_files)
     result = {
@@ -110,8 +107,6 @@ def main(argv: list[str] | None = None) -> dict:
         "layers": num_layers,
         "mode": args.mode,
         "params": sum(t.numel() for t in state.values()),
-        "gptq_matrices": len(gptq),
-        "gptq_params": sum(e.q.numel() for e in gptq.values()),
         "quantize_seconds": round(quantize_wall, 2),  # prune + GPTQ + int8 tables, wall clock
         "quantize_cpu_seconds": round(quantize_cpu, 2),  # summed over torch's threads
         "compress_seconds": compress_wall,
@@ -120,8 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         "lzma9_bytes": sizes["lzma"],
         "codec": blob_codec,
         "model_bytes": model_bytes,
-        "int5_zero_fraction": round(zero_fraction({n: e.q for n, e in gptq.items()}), 4),
-        "scale_floor_rows": sum(floor_bound_rows(e.scale, e.bits) for e in gptq.values()),
+        **summarize(qstate),
         "budget": ARTIFACT_BUDGET_BYTES,
         "model_headroom": ARTIFACT_BUDGET_BYTES - model_bytes,
         "golf_code_bytes_raw": code_raw,

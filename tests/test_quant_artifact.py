@@ -21,7 +21,7 @@ from golf.quant.artifact import (
     serialize_state,
     shipped_code_bytes,
 )
-from golf.quant.pack import dequantize_state, quantize_state_dict
+from golf.quant.pack import dequantize_state, quantize_state_dict, summarize
 from golf.quant.prune import magnitude_prune_masks, zero_fraction
 
 
@@ -82,6 +82,13 @@ def test_pruning_survives_export(packed):
         assert abs((~keep).float().mean().item() - 0.05) < 0.001
         assert int((qs.entries[name].q[~keep] != 0).sum()) == 0, name
     assert zero_fraction(qs.integer_values()) >= 0.05
+    summary = summarize(qs)
+    assert summary["entries"] == {"raw": 1, "fp16": 3, "gptq": 4, "table": 2}
+    assert summary["gptq_values"] == 64 * 64 + 32 * 64 + 2 * 224 * 64 and summary["gptq_rows"] == 384
+    assert summary["gptq_zero_fraction"] >= 0.05 and summary["table_zero_fraction"] >= 0.05
+    # a row whose max |w| is below 1 has every clip candidate below 1, so its scale is floored
+    below_one = sum(int((sd[n].abs().amax(dim=1) < 1).sum()) for n, e in qs.entries.items() if e.kind == "gptq")
+    assert 0 < below_one <= summary["gptq_rows_on_scale_floor"] < 384
 
 
 def test_serialise_compress_decompress_dequantise_is_bit_identical(packed):

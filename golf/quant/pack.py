@@ -23,8 +23,8 @@ from torch import Tensor
 
 from golf.errors import GolfError
 from golf.quant.gptq import gptq_quantize
-from golf.quant.prune import magnitude_prune_masks
-from golf.quant.rtn import quantize_table_rows
+from golf.quant.prune import magnitude_prune_masks, zero_fraction
+from golf.quant.rtn import floor_bound_rows, quantize_table_rows
 from golf.quant.triton_dequant import OUT_DTYPES, dequantize_rows
 
 KINDS = ("raw", "fp16", "gptq", "table")
@@ -57,6 +57,22 @@ class QuantizedState:
         return {n: e.q for n, e in self.entries.items() if e.kind in kinds}
 
 
+def summarize(qstate: QuantizedState) -> dict:
+    """Numbers for the run log: entries per kind, quantised values, zero fractions, and the rows
+    whose scale sits on the 1/q_max floor (reference.md 4.3 asks to log how often it binds)."""
+    gptq = {n: e.q for n, e in qstate.entries.items() if e.kind == "gptq"}
+    return {
+        "entries": {k: sum(e.kind == k for e in qstate.entries.values()) for k in KINDS},
+        "gptq_values": sum(q.numel() for q in gptq.values()),
+        "table_values": sum(q.numel() for q in qstate.integer_values(("table",)).values()),
+        "gptq_zero_fraction": round(zero_fraction(gptq), 6),
+        "table_zero_fraction": round(zero_fraction(qstate.integer_values(("table",))), 6),
+        "gptq_rows": sum(q.shape[0] for q in gptq.values()),
+        "gptq_rows_on_scale_floor": sum(floor_bound_rows(e.scale, e.bits)
+                                        for e in qstate.entries.values() if e.kind == "gptq"),
+    }
+
+
 def _as_rows(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0], -1) if t.ndim >= 2 else t.reshape(1, -1)
 
@@ -75,8 +91,13 @@ def quantize_state_dict(
     mode: str = "canonical",
     prune_fraction: float = 0.0,
     is_block_matrix: Callable[[str], bool] = default_is_block_matrix,
+    device: torch.device | str | None = None,
 ) -> QuantizedState:
-    """Quantise every entry of `state_dict`; `hessians` are keyed by the same names."""
+    """Quantise every entry of `state_dict`; `hessians` are keyed by the same names.
+
+    GPTQ runs on `device` (default: where each weight lies; a GPU is far faster than the CPU);
+    the stored result is always on the CPU.
+    """
     masks = magnitude_prune_masks(state_dict, prune_fraction, passthrough_numel) if prune_fraction else {}
     out = QuantizedState()
     for name, t in state_dict.items():
@@ -88,7 +109,8 @@ def quantize_state_dict(
         elif t.ndim == 2 and is_block_matrix(name):
             if name not in hessians:
                 raise GolfError(f"no Hessian for block matrix {name!r}: calibration did not hook it")
-            q, scale = gptq_quantize(t, hessians[name], bits, block_size, damp, act_order,
+            W = t if device is None else t.to(device)
+            q, scale = gptq_quantize(W, hessians[name].to(W.device), bits, block_size, damp, act_order,
                                      mask=masks.get(name), mode=mode)
             out.entries[name] = QuantizedTensor("gptq", bits=bits, q=q.cpu(), scale=scale.cpu(), **meta)
         else:
