@@ -9,7 +9,7 @@ embedding path, so the zeros survive export.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 from torch import Tensor
@@ -31,13 +31,12 @@ def magnitude_prune_masks(
     state_dict: Mapping[str, Tensor],
     fraction: float,
     min_numel: int = 65_536,
-    include: Callable[[str], bool] = lambda name: True,
 ) -> dict[str, Tensor]:
-    """Keep-masks for every 2-D float tensor with numel > min_numel (and `include(name)`)."""
+    """Keep-masks for every 2-D float tensor with numel > min_numel (block matrices and tables)."""
     return {
         name: magnitude_mask(t, fraction)
         for name, t in state_dict.items()
-        if t.is_floating_point() and t.ndim == 2 and t.numel() > min_numel and include(name)
+        if t.is_floating_point() and t.ndim == 2 and t.numel() > min_numel
     }
 
 
