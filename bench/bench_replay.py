@@ -9,6 +9,10 @@ with the audited/unaudited time ratios:
   compute dominates, as on a GPU (target <= 1.5x);
 * smoke-shaped: the smoke preset (d=64, 3 layers, seq 128) — per-op dispatch dominates.
 Each measurement is the best of `repeats` runs; --quick shortens the record-shaped stream.
+
+`--reference` instead replays the golf reference itself (tests/fixtures/replay/golf_reference:
+`golf train --preset smoke` on synthetic shards) with 1 rank and with 2 torchrun ranks (gloo), and
+prints its verdicts and the recomputed vs reported val_bpb.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,11 +82,39 @@ def measure(hp: Hyperparameters, n_targets: int, chunks: int, repeats: int) -> d
     return {"plain_s": round(plain, 3), "audited_s": round(audited, 3), "ratio": round(audited / plain, 3)}
 
 
+def replay_reference() -> dict:
+    """The golf reference's own evaluation under the replay, on 1 and 2 ranks."""
+    from audit.finding import verdict_of
+    from audit.replay import run_replay
+    from audit.replay.run import SYNTHETIC
+    from golf.data.corpus import build_demo
+
+    folder = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "replay" / "golf_reference"
+    out: dict = {"bench": "replay_reference", "preset": "smoke"}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        build_demo(data, **SYNTHETIC)
+        for nproc in (1, 2):
+            findings, s = run_replay(folder, data=data, nproc=nproc)
+            out[f"nproc{nproc}"] = {
+                "verdict": verdict_of(findings), "rules": sorted({f.rule for f in findings}),
+                "reported_val_bpb": s["reported_val_bpb"], "recomputed_val_bpb": s["recomputed_val_bpb"],
+                "abs_diff": abs(s["reported_val_bpb"] - s["recomputed_val_bpb"]),
+                "counted_exactly_once": s["counted_exactly_once"], "never_counted": s["never_counted"],
+                "updates_using_val": s["updates_using_val"], "probe_passed": all(p["passed"] for p in s["probes"]),
+                "replay_seconds": round(s["replay_seconds"], 1),
+            }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a shorter record-shaped stream, one repeat")
+    parser.add_argument("--reference", action="store_true", help="replay the golf reference (1 and 2 ranks) instead")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.reference:
+        print(json.dumps(replay_reference()))
+        return 0
 
     record = Hyperparameters.preset("record")
     record.eval_seq_len, record.eval_stride, record.ttt_batch_seqs, record.eval_batch_seqs = 2048, 2048, 1, 1

@@ -78,7 +78,7 @@ def test_records_style_sliding_windows_count_each_position_once(data):
 
 @pytest.mark.parametrize("name", [
     "rescore_s1", "temperature_rescore", "ttt_before_score", "calib_on_val", "skip_tokens", "count_twice",
-    "wrong_byte_lut", "ngram_unnormalised", "network_call",
+    "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "network_call",
 ])
 def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, name):
     outcome = run_replay(FIXTURES / name, data=data, probes=False)

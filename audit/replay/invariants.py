@@ -143,14 +143,17 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         "reported_label": rep.label,
         "network_attempts": sum(len(led["network"]) for led in ledgers),
         "untraced_loss_calls": sum(led["untraced_losses"] for led in ledgers),
+        "validation_loads": [list(t) for t in ledgers[0]["tagged"][:20]],  # (first position, tokens, constructor)
         "ranks": len(ledgers),
     }
     if rep.val_bpb is None:
         findings.append(_finding("RP006", "TTT-2", locator.innermost(()), "the log reports no val_bpb: the counted pass "
                                  "cannot be identified, the last scoring pass is used", severity="warning", confidence="low"))
     if counted is None:
-        findings.append(_finding("RP001", "DATA-3", locator.innermost(()), "no loss call scored validation targets that "
-                                 "could be traced to the validation stream", severity="warning", confidence="medium",
+        why = ("no tensor built by the run equals a stretch of the validation shards" if not ledgers[0]["tagged"]
+               else "no loss op received targets traced to the validation stream")
+        findings.append(_finding("RP001", "DATA-3", locator.innermost(()), f"the replay could not follow the evaluation: {why}",
+                                 severity="warning", confidence="medium",
                                  evidence=f"untraced loss calls: {summary['untraced_loss_calls']}"))
     else:
         findings += _check_counted(counted, how, rep, n, ledgers, locator, summary)

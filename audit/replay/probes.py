@@ -1,6 +1,8 @@
 """The perturbation probe (C1): the same run, same seed, with the validation tokens from position k on changed.
 
-Position k gets a different token and every later token is redrawn. Under a causal, score-first
+Position k gets a different token and every later ordinary token is redrawn (document boundaries,
+BOS and other control ids, stay where they are, so that document-aware batching is unchanged).
+Under a causal, score-first
 evaluation nothing the counted pass reports for positions < k may change, and the full
 distribution predicted at k (and at the captured earlier positions) must be bit-for-bit the same
 up to float noise: it is committed before x_k is seen. A change means the score of an earlier
@@ -22,9 +24,12 @@ from golf.data.shards import list_shards, read_shard, write_shard
 PROBE_SEED = 20240520
 
 
-def probe_position(stream_len: int) -> int:
-    """The first perturbed position: a little past the middle of the stream."""
-    return max(2, int(stream_len * 0.55))
+def probe_position(stream: np.ndarray, vocab_ids: np.ndarray) -> int:
+    """The first perturbed position: the first ordinary token a little past the middle of the stream."""
+    k = max(2, int(stream.size * 0.55))
+    while k < stream.size - 1 and not np.isin(stream[k], vocab_ids):
+        k += 1
+    return k
 
 
 def capture_positions(k: int) -> tuple[int, ...]:
@@ -32,7 +37,8 @@ def capture_positions(k: int) -> tuple[int, ...]:
 
 
 def write_perturbed(data_dir: Path, val_pattern: str, out_dir: Path, k: int, vocab_ids: np.ndarray) -> Path:
-    """A copy of the data folder (train shards linked) whose val stream differs from position k on."""
+    """A copy of the data folder (train shards linked) whose val stream differs from position k on;
+    `vocab_ids` are the ordinary (non-boundary) token ids."""
     out_dir.mkdir(parents=True, exist_ok=True)
     val_files = list_shards(val_pattern)
     for item in Path(data_dir).iterdir():
@@ -48,7 +54,8 @@ def write_perturbed(data_dir: Path, val_pattern: str, out_dir: Path, k: int, voc
         lo = max(k - offset, 0)
         if lo < tokens.size:
             changed = tokens.copy()
-            changed[lo:] = rng.choice(vocab_ids, size=tokens.size - lo)
+            ordinary = lo + np.flatnonzero(np.isin(tokens[lo:], vocab_ids))
+            changed[ordinary] = rng.choice(vocab_ids, size=ordinary.size)
             if offset <= k < offset + tokens.size:  # the flipped token itself must differ
                 others = vocab_ids[vocab_ids != tokens[lo]]
                 changed[lo] = others[rng.integers(others.size)]

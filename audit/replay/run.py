@@ -118,7 +118,9 @@ def run_replay(folder: Path, *, data: Path | None = None, tokenizer: Path | None
         base_env = {**os.environ, **(env or {})}
         inputs = resolve_inputs(base_env, data, tokenizer, work)
         stream = np.concatenate([np.asarray(read_shard(p)) for p in list_shards(inputs.val_pattern)]).astype(np.int64)
-        k = P.probe_position(stream.size)
+        luts = build_byte_luts(load_tokenizer(inputs.tokenizer), inputs.vocab_size)
+        vocab_ids = np.flatnonzero(~np.asarray(luts.is_boundary[: inputs.vocab_size]))
+        k = P.probe_position(stream, vocab_ids)
         run_env = {**{k_: v for k_, v in SHORT_SETTINGS.items()}, **base_env}
         run_env.update({
             "DATA_PATH": str(inputs.data_dir), "TOKENIZER_PATH": str(inputs.tokenizer), "VOCAB_SIZE": str(inputs.vocab_size),
@@ -129,12 +131,10 @@ def run_replay(folder: Path, *, data: Path | None = None, tokenizer: Path | None
             run_env.setdefault("GLOO_SOCKET_IFNAME", "lo")
         log = _launch(script, run_env, nproc, timeout_s, work / "run")
         ledgers = load_ledgers(work / "run" / "ledgers")
-        luts = build_byte_luts(load_tokenizer(inputs.tokenizer), inputs.vocab_size)
         locator = Locator(str(folder), str(script))
         findings, summary, counted = analyze(ledgers, log, stream, luts, locator, eval_budget_s)
         summary["probes"] = []
         if probes and counted is not None:
-            vocab_ids = np.flatnonzero(~np.asarray(luts.is_boundary[: inputs.vocab_size]))
             perturbed = P.write_perturbed(inputs.data_dir, inputs.val_pattern, work / "probe-data", k, vocab_ids)
             probe_env = {**run_env, "DATA_PATH": str(perturbed),
                          "GOLF_REPLAY_VAL": str(perturbed / Path(inputs.val_pattern).name)}

@@ -51,10 +51,11 @@ _MOVE = {
 }
 # same elements, same layout: the input's shadow is the output's (moved to its device)
 _SAME = {"clone", "contiguous", "detach", "to", "long", "int", "short", "type", "cpu", "cuda", "pin_memory", "__deepcopy__"}
-_INDEXED_WRITES = {"index_put_", "index_put", "index_add_", "scatter_add_", "scatter_", "scatter_reduce_", "put_", "index_copy_", "index_fill_", "masked_scatter_", "bincount"}
+_INDEXED_WRITES = {"index_put_", "index_add_", "scatter_add_", "scatter_", "scatter_reduce_", "put_", "index_copy_", "index_fill_", "masked_scatter_"}
+_AUGMENTED = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
+                                       "lshift", "rshift", "matmul")}
 _SCORE_CE = {"cross_entropy"}
 _SCORE_NLL = {"nll_loss"}
-_EMBED = {"embedding"}
 
 # reading metadata is not reading the tokens
 _META = {
@@ -89,7 +90,7 @@ def _classify(func) -> int:
         return K_NLL
     if name in _MOVE:
         return K_MOVE
-    if (name.endswith("_") and not name.startswith("_")) or (name.startswith("__i") and name.endswith("__")):
+    if (name.endswith("_") and not name.startswith("_")) or name in _AUGMENTED:
         return K_INPLACE
     return K_OTHER
 
