@@ -13,6 +13,7 @@ import lzma
 import re
 import base64
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterator
 
 from audit.normalize import Normalized, normalize_source
@@ -83,7 +84,7 @@ class CodeInventory:
     entry_bytes: int  # the entry file as shipped (what most records count)
     entry_is_wrapper: bool  # the entry is a self-extracting shim
     decoded_bytes: int  # the entry's code after unwrapping shims (helpers not included)
-    wrapped_bytes: int  # the entry's own code as an lzma+base85 wrapper (the shim's size if it is one)
+    raw: str = ""  # the entry as shipped
     inlined: list[str] = field(default_factory=list)  # helpers / exec(open()) targets executed
     native: list[str] = field(default_factory=list)  # native sources / binaries shipped
     shipped: dict[str, int] = field(default_factory=dict)  # every code file of the folder -> bytes
@@ -91,6 +92,11 @@ class CodeInventory:
     @property
     def shipped_bytes(self) -> int:
         return sum(self.shipped.values())
+
+    @cached_property
+    def wrapped_bytes(self) -> int:
+        """The entry's own code as an lzma+base85 wrapper (the shim's own size if it is one)."""
+        return self.entry_bytes if self.entry_is_wrapper else lzma_wrapper_bytes(self.raw)
 
 
 def code_inventory(ctx: AuditContext) -> CodeInventory | None:
@@ -107,14 +113,13 @@ def code_inventory(ctx: AuditContext) -> CodeInventory | None:
         own_lines = [line for line, (path, _) in zip(norm.text.split("\n"), norm.origins)
                      if path == entry or path.startswith(entry + "#")] if norm else []
         decoded = "\n".join(own_lines) if decoded_notes else raw
-        wrapped = len(raw.encode("utf-8")) if decoded_notes else lzma_wrapper_bytes(raw)
         shipped = {p: n for p, n in sizes.items() if p.endswith(CODE_SUFFIXES) and not p.startswith("<log>/")}
         return CodeInventory(
             entry=entry,
             entry_bytes=len(raw.encode("utf-8")),
             entry_is_wrapper=bool(decoded_notes),
             decoded_bytes=len(decoded.encode("utf-8")),
-            wrapped_bytes=wrapped,
+            raw=raw,
             inlined=list(norm.helpers) if norm else [],
             native=sorted(p for p in shipped if p.endswith(NATIVE_SUFFIXES)),
             shipped=shipped,
@@ -210,6 +215,86 @@ def claims(ctx: AuditContext) -> Claims:
 
 
 # -- code facts -------------------------------------------------------------------------------
+#
+# The engine's FileAnalysis already visited every node (its parent map); the index below groups
+# those nodes by type once, and finds each node's enclosing scopes (defs and loops) with a memo
+# over the parent chain, so that no front rule walks the tree again.
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.For, ast.While, ast.AsyncFor)
+_TRAIN_NAME = re.compile(r"^(train_(files|pattern|loader|data|shards?|stream|glob|path|bins?|dataset|iter)"
+                         r"|train_data_\w+|args_train_files)$")
+_TRAIN_STRING = re.compile(r"fineweb_train|_train_\*|train_\*\.bin")
+CALIB_NAME = re.compile(r"hessian|calib|gptq|awq", re.IGNORECASE)
+
+
+def _callee(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+def _is_train_node(node: ast.AST) -> bool:
+    if isinstance(node, ast.Name):
+        return bool(_TRAIN_NAME.match(node.id))
+    if isinstance(node, ast.Attribute):
+        return bool(_TRAIN_NAME.match(node.attr))
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return bool(_TRAIN_STRING.search(node.value))
+    return False
+
+
+class FileIndex:
+    """Nodes of one file by type, import aliases, and per-scope facts (callees, train-data use)."""
+
+    def __init__(self, src: SourceFile):
+        analysis = src.analysis
+        self.by_type: dict[type, list[ast.AST]] = {}
+        for node in analysis.parents:
+            self.by_type.setdefault(type(node), []).append(node)
+        for key in self.by_type:
+            self.by_type[key].sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+        self._parents = analysis.parents
+        self._scopes: dict[int, tuple] = {}
+        self.callees: dict[ast.AST, set[str]] = {}  # scope -> names it calls (nested scopes included)
+        self.touches_train: set[ast.AST] = set()  # scopes that mention training data
+        for call in self.of(ast.Call):
+            name = _callee(call)
+            if name:
+                for scope in self.scopes_of(call):
+                    self.callees.setdefault(scope, set()).add(name)
+        for node in self.of(ast.Name, ast.Attribute, ast.Constant):
+            if _is_train_node(node):
+                self.touches_train.update(self.scopes_of(node))
+        self.aliases = _aliases_from(self.of(ast.Import, ast.ImportFrom))
+        self.loaded_names = {n.id for n in self.of(ast.Name) if isinstance(n.ctx, ast.Load)} | {
+            n.attr for n in self.of(ast.Attribute)}
+
+    def of(self, *types: type) -> list[ast.AST]:
+        if len(types) == 1:
+            return self.by_type.get(types[0], [])
+        return [n for t in types for n in self.by_type.get(t, [])]
+
+    def scopes_of(self, node: ast.AST) -> tuple:
+        """Enclosing defs and loops of `node`, innermost first (memoised over the parent chain)."""
+        parent = self._parents.get(node)
+        if parent is None:
+            return ()
+        key = id(parent)
+        cached = self._scopes.get(key)
+        if cached is None:
+            cached = ((parent,) if isinstance(parent, _SCOPES) else ()) + self.scopes_of(parent)
+            self._scopes[key] = cached
+        return cached
+
+
+def file_index(src: SourceFile) -> FileIndex:
+    index = getattr(src, "_front_index", None)
+    if index is None:
+        index = FileIndex(src)
+        try:
+            src._front_index = index
+        except AttributeError:
+            pass
+    return index
 
 
 def python_files(ctx: AuditContext) -> Iterator[SourceFile]:
@@ -220,11 +305,6 @@ def python_files(ctx: AuditContext) -> Iterator[SourceFile]:
 
 
 def line_text(src: SourceFile, line: int) -> str:
-    lines = _cached_lines(src)
-    return lines[line - 1].strip() if 1 <= line <= len(lines) else ""
-
-
-def _cached_lines(src: SourceFile) -> list[str]:
     lines = getattr(src, "_front_lines", None)
     if lines is None:
         lines = src.text.splitlines()
@@ -232,7 +312,7 @@ def _cached_lines(src: SourceFile) -> list[str]:
             src._front_lines = lines
         except AttributeError:
             pass
-    return lines
+    return lines[line - 1].strip() if 1 <= line <= len(lines) else ""
 
 
 def dotted_name(node: ast.AST) -> str:
@@ -247,17 +327,21 @@ def dotted_name(node: ast.AST) -> str:
     return ""
 
 
-def import_aliases(tree: ast.Module) -> dict[str, str]:
-    """Local name -> full dotted name for the imports of a module (any depth)."""
+def _aliases_from(imports) -> dict[str, str]:
     names: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in imports:
         if isinstance(node, ast.Import):
             for a in node.names:
                 names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module:
+        elif node.module:
             for a in node.names:
                 names[a.asname or a.name] = f"{node.module}.{a.name}"
     return names
+
+
+def import_aliases(src: SourceFile) -> dict[str, str]:
+    """Local name -> full dotted name for the imports of a file (any depth)."""
+    return file_index(src).aliases
 
 
 def resolved_call_name(call: ast.Call, aliases: dict[str, str]) -> str:
@@ -277,25 +361,13 @@ def string_constants(node: ast.AST) -> Iterator[str]:
             yield sub.value
 
 
-def called_functions(ctx_src: SourceFile) -> set[str]:
-    """Names of the functions of the file that some code calls or passes on (reachability, coarse)."""
-    analysis = ctx_src.analysis
-    names = set(analysis.calls)
-    for node in ast.walk(analysis.tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            names.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            names.add(node.attr)
-    return names
-
-
 def in_dead_function(src: SourceFile, node: ast.AST) -> bool:
     """True when `node` sits in a function that nothing in the file calls or references."""
     analysis = src.analysis
+    used = file_index(src).loaded_names
     fn = analysis.enclosing_function(node)
     if fn is None:
         return False
-    used = _cached_used(src)
     while fn is not None:
         if fn.name in used or fn.name.startswith("__"):
             return False
@@ -303,24 +375,7 @@ def in_dead_function(src: SourceFile, node: ast.AST) -> bool:
     return True
 
 
-def _cached_used(src: SourceFile) -> set[str]:
-    used = getattr(src, "_front_used", None)
-    if used is None:
-        used = called_functions(src)
-        # a function's own recursive call is not a use; neither is its definition
-        try:
-            src._front_used = used
-        except AttributeError:
-            pass
-    return used
-
-
 # -- training data and the training loop ------------------------------------------------------
-
-_TRAIN_NAME = re.compile(r"^(train_(files|pattern|loader|data|shards?|stream|glob|path|bins?|dataset|iter)"
-                         r"|train_data_\w+|args_train_files)$")
-_TRAIN_STRING = re.compile(r"fineweb_train|_train_\*|train_\*\.bin")
-CALIB_NAME = re.compile(r"hessian|calib|gptq|awq", re.IGNORECASE)
 
 
 @dataclass
@@ -334,25 +389,7 @@ class TrainFacts:
 
 
 def touches_train_data(node: ast.AST) -> bool:
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and _TRAIN_NAME.match(sub.id):
-            return True
-        if isinstance(sub, ast.Attribute) and _TRAIN_NAME.match(sub.attr):
-            return True
-        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and _TRAIN_STRING.search(sub.value):
-            return True
-    return False
-
-
-def _callees(node: ast.AST) -> set[str]:
-    out = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call):
-            f = sub.func
-            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-            if name:
-                out.add(name)
-    return out
+    return any(_is_train_node(sub) for sub in ast.walk(node))
 
 
 def _closure(direct: set[str], callees: dict[str, set[str]]) -> set[str]:
@@ -371,32 +408,30 @@ def train_facts(src: SourceFile) -> TrainFacts:
     cached = getattr(src, "_front_train", None)
     if cached is not None:
         return cached
-    tree = src.analysis.tree
+    index = file_index(src)
     defs: dict[str, list[ast.AST]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            defs.setdefault(node.name, []).append(node)
-    callees = {name: set().union(*(_callees(d) for d in nodes)) for name, nodes in defs.items()}
-    touching = _closure({n for n, nodes in defs.items() if any(touches_train_data(d) for d in nodes)}, callees)
-    calib_direct = {n for n, nodes in defs.items()
-                    if "register_forward_hook" in callees[n] or (CALIB_NAME.search(n) and n in touching)}
+    for node in index.of(ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+        defs.setdefault(node.name, []).append(node)
+    callees = {name: set().union(*(index.callees.get(d, set()) for d in nodes)) for name, nodes in defs.items()}
+    touching = _closure({n for n, nodes in defs.items() if any(d in index.touches_train for d in nodes)}, callees)
+    calib_direct = {n for n in defs if "register_forward_hook" in callees[n] or (CALIB_NAME.search(n) and n in touching)}
     calibrates = _closure(calib_direct, callees)
     backward_fns = _closure({n for n in defs if "backward" in callees[n]}, callees)
     loops = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.For, ast.While)):
-            called = _callees(node)
-            has_backward = "backward" in called or bool(called & backward_fns)
-            reads_train = touches_train_data(node) or bool(called & touching)
-            if has_backward and reads_train:
-                loops.append(node)
-    outermost = [l for l in loops if not any(a in loops for a in src.analysis.ancestors(l))]
+    for node in index.of(ast.For, ast.While, ast.AsyncFor):
+        called = index.callees.get(node, set())
+        has_backward = "backward" in called or bool(called & backward_fns)
+        reads_train = node in index.touches_train or bool(called & touching)
+        if has_backward and reads_train:
+            loops.append(node)
+    loop_set = set(loops)
+    outermost = [l for l in loops if not any(s in loop_set for s in index.scopes_of(l))]
     direct_training = set()
     for loop in outermost:
         fn = src.analysis.enclosing_function(loop)
         if fn is not None:
             direct_training.add(fn.name)
-    training = _closure(direct_training, {n: c for n, c in callees.items()})
+    training = _closure(direct_training, callees)
     facts = TrainFacts(touching=touching, calibrates=calibrates, loops=outermost, training=training)
     try:
         src._front_train = facts
@@ -451,8 +486,8 @@ def code_strings(ctx: AuditContext) -> list[str]:
     def build():
         out = []
         for src in python_files(ctx):
-            for node in ast.walk(src.analysis.tree):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) >= 3:
+            for node in file_index(src).of(ast.Constant):
+                if isinstance(node.value, str) and len(node.value) >= 3:
                     out.append(node.value.strip())
         return out
 

@@ -71,7 +71,7 @@ class UncountedCode(Rule):
             if note.kind in ("helper", "indirection"):
                 triggers.append((note.path, note.line, note.detail))
         for src in python_files(ctx):
-            aliases = import_aliases(src.analysis.tree)
+            aliases = import_aliases(src)
             for call in (c for calls in src.analysis.calls.values() for c in calls):
                 name = resolved_call_name(call, aliases)
                 if name.endswith(_BUILD_CALLS):

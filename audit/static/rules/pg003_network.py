@@ -55,7 +55,7 @@ class NetworkAccess(Rule):
 
     def check(self, ctx):
         for src in python_files(ctx):
-            aliases = import_aliases(src.analysis.tree)
+            aliases = import_aliases(src)
             for calls in src.analysis.calls.values():
                 for call in calls:
                     name = resolved_call_name(call, aliases)

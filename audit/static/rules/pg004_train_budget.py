@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from audit.static.evidence import TRAIN_LIMIT_MS, log_line, python_files, run_logs
+from audit.static.evidence import TRAIN_LIMIT_MS, file_index, log_line, python_files, run_logs
 from audit.static.rule import Rule
 
 # env vars that fix the number of training steps instead of the wallclock cap (#1908)
@@ -20,6 +20,8 @@ OTHER_CAP_FACTOR = 1.05
 
 def _env_name(node: ast.AST) -> str | None:
     """ENV of os.environ.get("ENV", …) / os.getenv("ENV", …) / os.environ["ENV"] inside `node`."""
+    if isinstance(node, ast.Constant):
+        return None
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call) and sub.args and isinstance(sub.args[0], ast.Constant):
             func = sub.func
@@ -127,8 +129,9 @@ class TrainingBudget(Rule):
         hyper = getattr(ctx, "hyper", None)
         for src in python_files(ctx):
             override_vars: dict[str, str] = {}  # variable -> ENV
-            for node in ast.walk(src.analysis.tree):
-                if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            assigns = sorted(file_index(src).of(ast.Assign, ast.AnnAssign), key=lambda n: n.lineno)
+            for node in assigns:
+                if node.value is None:
                     continue
                 env = _env_name(node.value)
                 names = _target_names(node)
@@ -137,9 +140,11 @@ class TrainingBudget(Rule):
                     for name in names:
                         override_vars[name] = env
                     continue
-                used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} | {
-                    n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute)}
-                hits = [override_vars[v] for v in used if v in override_vars]
+                hits = []
+                if override_vars and stop_target:
+                    used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} | {
+                        n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute)}
+                    hits = [override_vars[v] for v in used if v in override_vars]
                 if env and _STEP_OVERRIDE_ENV.match(env):
                     hits.insert(0, env)
                 if hits and stop_target:

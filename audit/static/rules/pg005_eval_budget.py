@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from audit.static.evidence import EVAL_LIMIT_S, line_text, log_line, python_files, run_logs
+from audit.static.evidence import EVAL_LIMIT_S, file_index, line_text, log_line, python_files, run_logs
 from audit.static.rule import Rule
 
 _TIMERS = {"perf_counter", "time", "monotonic", "perf_counter_ns", "monotonic_ns"}
@@ -94,21 +94,25 @@ class EvalBudget(Rule):
             if hit and _EVAL_CONTEXT.search(hit[1]) and not _TRAIN_DATA.search(hit[1]):
                 warm_logged[name] = float(_LOG_WARMUP.search(hit[1]).group("s"))
         for src in python_files(ctx):
-            for fn in (n for n in ast.walk(src.analysis.tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
-                yield from self._late_timers(src, fn, logged_eval, warm_logged)
+            yield from self._late_timers(src, logged_eval, warm_logged)
 
-    def _late_timers(self, src, fn, logged_eval, warm_logged):
-        stmts = [s for s in ast.walk(fn) if isinstance(s, ast.stmt) and s is not fn
-                 and src.analysis.enclosing_function(s) is fn]
-        for timer in (s for s in stmts if _is_timer(s)):
-            parent = src.analysis.parents.get(timer)
+    def _late_timers(self, src, logged_eval, warm_logged):
+        index = file_index(src)
+        analysis = src.analysis
+        loops = index.of(ast.For, ast.While)
+        for timer in (s for s in index.of(ast.Assign) if _is_timer(s)):
+            fn = analysis.enclosing_function(timer)
+            if fn is None:
+                continue
+            parent = analysis.parents.get(timer)
             siblings = next((getattr(parent, f) for f in ("body", "orelse", "finalbody")
                              if timer in getattr(parent, f, [])), [])
             after = siblings[siblings.index(timer) + 1:] if timer in siblings else []
             if not any(_EVAL_CALL.search(name) for s in after[:3] for name in _calls(s)):
                 continue  # not an evaluation timer
-            warm = [s for s in stmts if isinstance(s, (ast.For, ast.While)) and s.lineno < timer.lineno
-                    and s not in list(src.analysis.ancestors(timer)) and self._is_eval_warmup(src, s)]
+            ancestors = set(analysis.ancestors(timer))
+            warm = [l for l in loops if l.lineno < timer.lineno and l not in ancestors
+                    and analysis.enclosing_function(l) is fn and self._is_eval_warmup(src, l)]
             if not warm:
                 continue
             loop = warm[-1]

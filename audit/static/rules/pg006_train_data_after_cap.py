@@ -6,7 +6,7 @@ import ast
 import re
 
 from audit.static.evidence import (
-    CALIB_NAME, touches_train_data, flat_statements, line_text, log_line, python_files, train_facts,
+    CALIB_NAME, file_index, touches_train_data, flat_statements, line_text, log_line, python_files, train_facts,
 )
 from audit.static.rule import Rule
 
@@ -32,8 +32,8 @@ def _reserve(ctx, src) -> str:
             value, source = hyper.resolve(name)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 599:
                 return f"{name}={value} ({source})"
-    for node in ast.walk(src.analysis.tree):  # a literal reserve subtracted from the cap
-        if isinstance(node, (ast.AugAssign, ast.BinOp)) and isinstance(node.op, ast.Sub):
+    for node in file_index(src).of(ast.AugAssign, ast.BinOp):  # a literal reserve subtracted from the cap
+        if isinstance(node.op, ast.Sub):
             names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
                 n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
             if any("reserve" in n.lower() for n in names) and not (hyper and any(

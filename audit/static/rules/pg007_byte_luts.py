@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from audit.static.evidence import line_text, python_files
+from audit.static.evidence import file_index, line_text, python_files
 from audit.static.rule import Rule
 
 _SPACE = "\u2581"
@@ -109,13 +109,13 @@ class ByteLutRule(Rule):
 
     def check(self, ctx):
         for src in python_files(ctx):
-            tree = src.analysis.tree
+            index = file_index(src)
             lut_fns = [fn for fns in src.analysis.functions.values() for fn in fns
-                       if _call_names(fn) & _PIECE_CALLS and (_LUT_FN.search(fn.name) or any(
+                       if index.callees.get(fn, set()) & _PIECE_CALLS and (_LUT_FN.search(fn.name) or any(
                            _LUT_FN.search(n) for n in self._targets(fn)))]
             if not lut_fns:
                 continue
-            space_adds = self._space_additions(tree)
+            space_adds = self._space_additions(index)
             for fn in lut_fns:
                 yield from self._check_lut(src, fn, space_adds)
             for add in space_adds:
@@ -139,10 +139,10 @@ class ByteLutRule(Rule):
         return out
 
     @staticmethod
-    def _space_additions(tree) -> list[ast.AST]:
+    def _space_additions(index) -> list[ast.AST]:
         """Expressions that add a leading-space LUT entry to a byte count (evaluation side)."""
         out = []
-        for node in ast.walk(tree):
+        for node in sorted(index.of(ast.AugAssign, ast.BinOp), key=lambda n: n.lineno):
             operands = []
             if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
                 operands = [node.value]
@@ -150,7 +150,7 @@ class ByteLutRule(Rule):
                 operands = [node.left, node.right]
             for op in operands:
                 subs = [s for s in ast.walk(op) if isinstance(s, ast.Subscript)]
-                if any(_SPACE_LUT.search(ast.unparse(s.value)) for s in subs):
+                if any(_SPACE_LUT.search(ast.unparse(s.value)) for s in subs if isinstance(s.value, (ast.Name, ast.Attribute))):
                     out.append(node)
                     break
         return out

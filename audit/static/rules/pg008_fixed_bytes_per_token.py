@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from audit.static.evidence import line_text, python_files
+from audit.static.evidence import file_index, line_text, python_files
 from audit.static.rule import Rule
 
 _CONSTANT_NAME = re.compile(r"bytes?_per_tok|tokens?_per_byte|avg_bytes|mean_bytes|chars?_per_tok", re.IGNORECASE)
@@ -46,8 +46,8 @@ class FixedBytesPerToken(Rule):
 
     def check(self, ctx):
         for src in python_files(ctx):
-            for node in ast.walk(src.analysis.tree):
-                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            for node in file_index(src).of(ast.Assign, ast.AnnAssign):
+                if node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     names = [t.id if isinstance(t, ast.Name) else getattr(t, "attr", "") for t in targets]
                     value = _number(node.value)

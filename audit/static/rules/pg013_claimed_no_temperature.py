@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from audit.static.evidence import claims, line_text, python_files
+from audit.static.evidence import claims, file_index, line_text, python_files
 from audit.static.rule import Rule
 
 _CLAIM = re.compile(r"\bno\s+(post[- ]?hoc\s+)?temp(erature)?\b|\bwithout\s+temp(erature)?\b"
@@ -48,7 +48,7 @@ class ClaimedNoTemperature(Rule):
         if claim is None:
             return
         for src in python_files(ctx):
-            for node in ast.walk(src.analysis.tree):
+            for node in file_index(src).of(ast.Assign, ast.AnnAssign, ast.Call):
                 value, name = None, ""
                 if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]

@@ -43,7 +43,7 @@ class DynamicCode(Rule):
         resolved = {(n.path, n.line) for n in (norm.notes if norm else []) if n.kind in ("decoded", "indirection")}
         opaque = {(n.path, n.line) for n in (norm.notes if norm else []) if n.kind == "undecodable"}
         for src in python_files(ctx):
-            aliases = import_aliases(src.analysis.tree)
+            aliases = import_aliases(src)
             for calls in src.analysis.calls.values():
                 for call in calls:
                     name = resolved_call_name(call, aliases)
