@@ -245,3 +245,31 @@ def test_two_rank_gloo_run_matches_one_rank_with_the_same_global_batch(demo, tmp
     assert "world_size:2 grad_accum_steps:1" in (two / "train.log").read_text()
     for key in ("val_bpb_prequant", "val_bpb_sliding"):
         assert runs[1][key] == pytest.approx(runs[0][key], abs=2e-3)
+
+
+@pytest.mark.gpu
+def test_record_model_trains_compiled_in_bf16_and_late_qat_is_live_under_compile():
+    hp = Hyperparameters.preset("record")
+    torch.manual_seed(0)
+    model = GPT(hp.model_config(1024)).cuda().train()
+    opts = OptimizerSet(model, hp)
+    compiled = torch.compile(model, dynamic=False)
+    ids = torch.randint(0, 1024, (2, 2048), device="cuda")
+
+    def loss() -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return compiled(ids, ids)
+
+    losses = []
+    for _ in range(3):
+        opts.zero_grad()
+        value = loss()
+        value.backward()
+        opts.step()
+        losses.append(value.item())
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    with torch.no_grad():
+        plain = loss().item()
+        model.set_qat(True)  # the records' class flag was constant-folded by compile; ours must not be
+        quantised = loss().item()
+    assert abs(plain - quantised) > 1e-3
