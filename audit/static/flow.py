@@ -88,6 +88,7 @@ class FuncFacts:
     node: ast.AST  # FunctionDef or Module
     name: str
     params: list[str]
+    cls: str = ""  # the class of a method
     kinds: dict[str, list] = field(default_factory=dict)  # name -> [[binding line, kinds], ...]
     loop_spans: list = field(default_factory=list)  # (first, last line) of every loop in the function
     deps: dict[str, set] = field(default_factory=dict)  # name -> names it was computed from
@@ -128,7 +129,10 @@ class FlowAnalysis:
 
     def __init__(self, fa: FileAnalysis):
         self.fa = fa
-        self.attr_kinds: dict[str, set] = {}  # attribute name -> kinds stored into it anywhere
+        # (class, attribute) -> kinds stored by `self.attr = ...` in that class's methods; ("*", attr)
+        # for stores on other objects. Parameter-relative kinds are not stored: a loader class used
+        # for both train and val shards must not make every loader a val loader.
+        self.attr_kinds: dict[tuple[str, str], set] = {}
         self.funcs: dict[ast.AST, FuncFacts] = {}
         self.by_name: dict[str, list[FuncFacts]] = {}
         self._exprs: dict[ast.AST, list] = {}
@@ -157,7 +161,9 @@ class FlowAnalysis:
                 params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
                 if args.vararg:
                     params.append(args.vararg.arg)
-                facts = FuncFacts(node=fn, name=name, params=params)
+                parent = self.fa.parents.get(fn)
+                facts = FuncFacts(node=fn, name=name, params=params,
+                                  cls=parent.name if isinstance(parent, ast.ClassDef) else "")
                 self.funcs[fn] = facts
                 self.by_name.setdefault(name, []).append(facts)
         for facts in self.funcs.values():
@@ -222,7 +228,8 @@ class FlowAnalysis:
         if isinstance(e, ast.Attribute):
             if e.attr in SHAPE_ATTRS:
                 return self._shape(self._kinds(e.value, f, bound))
-            out = self._kinds(e.value, f, bound) | self.attr_kinds.get(e.attr, set())
+            owner = f.cls if isinstance(e.value, ast.Name) and e.value.id == "self" else "*"
+            out = self._kinds(e.value, f, bound) | self.attr_kinds.get((owner, e.attr), set())
             if VAL_NAME.match(e.attr) or e.attr in ("val_files", "val_pattern", "val_path"):
                 out.add(V)
             return out
@@ -348,14 +355,12 @@ class FlowAnalysis:
             f.deps.setdefault(target.id, set()).update(deps)
             return f.bind(target.id, line, kinds)
         if isinstance(target, ast.Attribute):
-            cur = self.attr_kinds.setdefault(target.attr, set())
-            plain = {k for k in kinds if not k.startswith("p:")}
+            owner = f.cls if isinstance(target.value, ast.Name) and target.value.id == "self" else "*"
+            cur = self.attr_kinds.setdefault((owner, target.attr), set())
+            plain = {k for k in kinds if not k.startswith(("p:", "pt:"))}
             if not plain <= cur:
                 cur |= plain
                 changed = True
-            root = _root_name(target)
-            if root and root in f.kinds and root != "self":
-                changed |= self._bind(f, ast.Name(id=root, ctx=ast.Store()), kinds, deps, line)
             return changed
         if isinstance(target, ast.Subscript):
             root = _root_name(target)
@@ -389,7 +394,14 @@ class FlowAnalysis:
                 elif isinstance(s, ast.AugAssign):
                     round_changed |= self._bind(f, s.target, self.kinds(s.value, f), _names(s.value))
                 elif isinstance(s, (ast.For, ast.AsyncFor)):
-                    round_changed |= self._bind(f, s.target, self.kinds(s.iter, f), _names(s.iter))
+                    k = self.kinds(s.iter, f)
+                    if (isinstance(s.iter, ast.Call) and callee_name(s.iter) == "enumerate"
+                            and isinstance(s.target, ast.Tuple) and len(s.target.elts) == 2):
+                        # `for i, tok in enumerate(tokens)`: i is a position, tok the data
+                        round_changed |= self._bind(f, s.target.elts[0], self._shape(k), set())
+                        round_changed |= self._bind(f, s.target.elts[1], k, _names(s.iter))
+                    else:
+                        round_changed |= self._bind(f, s.target, k, _names(s.iter))
                 elif isinstance(s, (ast.With, ast.AsyncWith)):
                     for item in s.items:
                         if item.optional_vars is not None:
@@ -491,6 +503,12 @@ class FlowAnalysis:
     def _table_write(self, f: FuncFacts, s: ast.stmt, t: ast.Subscript) -> None:
         idx = self.kinds(t.slice, f)
         root = _root_name(t)
+        if (isinstance(s, ast.Assign) and isinstance(t.slice, ast.Name) and not ({V, T} & idx)
+                and self._loops(s, f) and root not in (None, "self")
+                and (root in f.local_objects or root in f.params)):
+            # `top_token[i] = ...` in a loop over positions: the prediction committed for position i
+            f.events.append(Event("predict", s.lineno, s, frozenset(self.kinds(s.value, f)), origin_line=s.lineno))
+            return
         if root is None or root in f.local_objects:
             return
         if V in idx or T in idx or any(x.startswith("p:") for x in idx):
@@ -604,13 +622,22 @@ class FlowAnalysis:
         for ev in f.events:
             if ev.kind not in ("update", "cache") or not self.is_val(ev.kinds, f):
                 continue
-            if ev.status == "scored":
+            if ev.status == "scored" or (ev.kind == "cache" and self._online(f, ev)):
                 out[id(ev)] = "scored"
             elif not scores:
                 out[id(ev)] = "unscored"
             else:
                 out[id(ev)] = "scored"
         return out
+
+    def _online(self, f: FuncFacts, ev: Event) -> bool:
+        """A table write that follows, in the same iteration of a loop over val positions, the
+        prediction committed for that position (`hint[i] = table[ctx]` then `table[ctx, tok] += 1`):
+        an online, prefix-only cache."""
+        loops = [l for l in self._loops(ev.node, f) if self._is_data_loop(l, f)]
+        if not loops:
+            return False
+        return any(p.kind == "predict" and p.line < ev.line and _inside(p.node, loops[0]) for p in f.events)
 
     @cached_property
     def violations(self) -> list[Violation]:
@@ -671,6 +698,8 @@ class FlowAnalysis:
         scores = [e for e in f.events if e.kind == "score" and self.is_val(e.kinds, f)]
         for ev in f.events:
             if ev.kind not in ("update", "cache") or not self.is_val(ev.kinds, f) or ev.status == "scored":
+                continue
+            if ev.kind == "cache" and self._online(f, ev):
                 continue
             where = self._describe(ev)
             loops = self._loops(ev.node, f)
@@ -843,6 +872,8 @@ class FlowAnalysis:
                     out.extend(self._call_checks(f, node, has_scores))
             if isinstance(s, ast.If):
                 out.extend(self._oracle_if(f, s))
+                if not any(v.rule == "C1" for v in out):  # the outermost gate is the evidence
+                    out.extend(self._target_gate(f, s))
             if isinstance(s, ast.Assign) and has_scores:
                 out.extend(self._subset(f, s))
         # calibration hooks registered here and fed val data here
@@ -929,6 +960,22 @@ class FlowAnalysis:
                     _short(call),
                 )]
         return []
+
+    def _target_gate(self, f: FuncFacts, s: ast.If) -> list[Violation]:
+        """A prediction written only when a test on the realised target holds (a word-start gate
+        reading the target's token class): p(x_t) then depends on x_t (C1)."""
+        if T not in self.eff(s.test, f):
+            return []
+        end = getattr(s, "end_lineno", s.lineno)
+        preds = [e for e in f.events if e.kind == "predict" and not e.via and s.lineno < e.line <= end]
+        if not preds:
+            return []
+        return [Violation(
+            "C1", s.lineno,
+            f"the prediction at line {preds[0].line} is made only when `{_short(s.test, 80)}` holds, a test "
+            "that reads the target token: the realised token decides how it is predicted (C1)",
+            _short(s.test),
+        )]
 
     def _oracle_if(self, f: FuncFacts, s: ast.If) -> list[Violation]:
         test = s.test

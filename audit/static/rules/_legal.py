@@ -2,8 +2,9 @@
 
 Each is a small train_gpt.py in the idiom of the records: a Hyperparameters class read from the
 environment, an `eval_val` that scores under inference_mode, and the legal TTT variants: a chunked
-score-first loop with an is_last_chunk guard, per-document LoRA TTT scored before each step, and a
-compile warm-up on torch.randint tokens. Every data-flow rule must stay silent on all of them.
+score-first loop with an is_last_chunk guard, per-document LoRA TTT scored before each step, a
+compile warm-up on torch.randint tokens, an online prefix-only n-gram hint table (the #1514 tilt
+shape) and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
 """
 
 HEADER = '''
@@ -162,4 +163,57 @@ def eval_val_ttt_phased(args, model, val_tokens, base_bytes_lut):
 
 NO_TTT = HEADER + MAIN.format(ttt="eval_val")
 
-ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT]
+ONLINE_NGRAM_HINTS = HEADER + '''
+
+def build_hints(tokens, order=3):
+    """Online, prefix-only hints: the hint for position i is read before token i is counted."""
+    counts = {}
+    best = np.zeros(len(tokens), dtype=np.int64)
+    for i, tok in enumerate(tokens.tolist()):
+        ctx = tuple(tokens[max(0, i - order) : i].tolist())
+        seen = counts.get(ctx)
+        if seen:
+            best[i] = max(seen, key=seen.get)
+        counts.setdefault(ctx, {})[tok] = counts.get(ctx, {}).get(tok, 0) + 1
+    return torch.from_numpy(best)
+
+
+def eval_val_tilt(args, model, val_tokens, base_bytes_lut):
+    hints = build_hints(val_tokens[:-1])
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()[None]
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()[None]
+        logits = model.forward_logits(x)[0].float()
+        h = hints[w : w + args.seq_len]
+        tilted = logits.scatter_add(1, h[:, None], torch.full((h.numel(), 1), 0.5))
+        loss_sum += F.cross_entropy(tilted, y[0], reduction="sum").double()
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_tilt")
+
+CONTEXT_ONLY_BIAS = HEADER + '''
+
+def eval_val_context_bias(args, model, val_tokens, base_bytes_lut):
+    """A logit bias fitted on each window's context positions [:s], which earlier windows scored,
+    then applied to the new positions [s:]."""
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    bias = torch.zeros(1024)
+    for ws in range(0, val_tokens.numel() - args.seq_len, 64):
+        chunk = val_tokens[ws : ws + args.seq_len + 1].long()
+        x, y = chunk[:-1][None], chunk[1:][None]
+        with torch.inference_mode():
+            logits = model.forward_logits(x)[0].float()
+        s = 0 if ws == 0 else args.seq_len - 64
+        if s > 0:
+            b = bias.clone().requires_grad_(True)
+            opt = torch.optim.SGD([b], lr=0.05)
+            for _ in range(5):
+                opt.zero_grad()
+                F.cross_entropy(logits[:s] + b, y[0][:s]).backward()
+                opt.step()
+            bias = b.detach()
+        loss_sum += F.cross_entropy(logits[s:] + bias, y[0][s:], reduction="sum").double()
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_context_bias")
+
+ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS]

@@ -4,11 +4,37 @@ from audit.static.flow_rule import FlowRule
 from audit.static.rules import _legal
 
 
+BACKOFF_MIXER = _legal.HEADER + '''
+
+class BackoffMixer:
+    def mix_and_score(self, logits, x_batch, y_batch):
+        neural_p = F.softmax(logits, -1).gather(2, y_batch.unsqueeze(2)).squeeze(2)
+        x_np = x_batch.cpu().numpy().astype(np.uint64)
+        y_np = y_batch.cpu().numpy().astype(np.uint64)
+        ctx_hash = x_np * np.uint64(1000003)
+        full_key = ((ctx_hash ^ (y_np * np.uint64(998244353))) & np.uint64(0xFFFFF)).astype(np.int64)
+        ngram_p = torch.tensor(self.full_counts[full_key] / np.maximum(self.ctx_counts[ctx_hash & 0xFFFFF], 1))
+        return -torch.log(0.8 * neural_p + 0.2 * ngram_p)
+
+
+def eval_val_mixed(args, model, mixer, val_tokens):
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()[None]
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()[None]
+        nll = mixer.mix_and_score(model.forward_logits(x), x, y)
+        loss_sum += nll.double().sum()
+    return float(loss_sum)
+'''
+
+
 class TargetInKey(FlowRule):
     """The probability of token t may depend only on the artifact and the strict prefix (C1 of
     Issue #1017). The rule follows the target tensor (validation tokens shifted by one, and
     parameters that receive it) and flags it where it is hashed into a key (`ctx_hash ^ (tgt *
-    prime)`), the hashed n-gram cache of the #779 family. The final log-prob lookup (`gather`,
+    prime)`), the hashed n-gram cache of the #779 family, and where a test on it decides whether a
+position gets a prediction (a word-start gate reading the realised token's class, #1967/#2041).
+The final log-prob lookup (`gather`,
     `cross_entropy`) and the byte LUTs are the target's legal uses.
 
     Precedent: valerio-oai on #779 and #1185; cocohearts on #2041, #2118, #2130; the mass closure of
@@ -19,7 +45,7 @@ class TargetInKey(FlowRule):
     rule = "C1"
     severity = "error"
     confidence = "high"
-    references = ("#779", "#1185", "#677", "#2041", "#2118", "#2130", "Issue #1017")
+    references = ("#779", "#1185", "#677", "#1967", "#2041", "#2118", "#2130", "Issue #1017")
     summary = "the target token is hashed into a lookup key (target-keyed n-gram cache)"
 
     VALID = _legal.ALL + [
@@ -47,26 +73,9 @@ def eval_mixed(args, model, ngram, val_tokens):
 ''',
     ]
     INVALID = [
-        _legal.HEADER + '''
-
-class BackoffMixer:
-    def mix_and_score(self, logits, x_batch, y_batch):
-        neural_p = F.softmax(logits, -1).gather(2, y_batch.unsqueeze(2)).squeeze(2)
-        x_np = x_batch.cpu().numpy().astype(np.uint64)
-        y_np = y_batch.cpu().numpy().astype(np.uint64)
-        ctx_hash = x_np * np.uint64(1000003)
-        full_key = ((ctx_hash ^ (y_np * np.uint64(998244353))) & np.uint64(0xFFFFF)).astype(np.int64)
-        ngram_p = torch.tensor(self.full_counts[full_key] / np.maximum(self.ctx_counts[ctx_hash & 0xFFFFF], 1))
-        return -torch.log(0.8 * neural_p + 0.2 * ngram_p)
-
-
-def eval_val_mixed(args, model, mixer, val_tokens):
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
-        x = val_tokens[w : w + args.seq_len].long()[None]
-        y = val_tokens[w + 1 : w + args.seq_len + 1].long()[None]
-        nll = mixer.mix_and_score(model.forward_logits(x), x, y)
-        loss_sum += nll.double().sum()
-    return float(loss_sum)
-''',
+        _legal.ONLINE_NGRAM_HINTS.replace(
+            "        if seen:\n",
+            "        if seen and bool(starts_word_lut[tok]):\n",
+        ).replace("build_hints(val_tokens[:-1])", "build_hints(val_tokens[1:])"),
+        BACKOFF_MIXER,
     ]

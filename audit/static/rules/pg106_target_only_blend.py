@@ -2,7 +2,7 @@
 
 from audit.static.flow_rule import FlowRule
 from audit.static.rules import _legal
-from audit.static.rules.pg105_target_in_key import TargetInKey
+from audit.static.rules.pg105_target_in_key import BACKOFF_MIXER, TargetInKey
 
 
 class TargetOnlyBlend(FlowRule):
@@ -26,7 +26,8 @@ class TargetOnlyBlend(FlowRule):
     summary = "probabilities looked up at the target are blended (not a normalised distribution)"
 
     VALID = TargetInKey.VALID
-    INVALID = TargetInKey.INVALID + [
+    INVALID = [
+        BACKOFF_MIXER,
         _legal.HEADER + '''
 
 class Ngram:
