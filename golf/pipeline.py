@@ -24,12 +24,12 @@ import torch.distributed as dist
 from golf.budget import WallclockBudget
 from golf.config import Hyperparameters
 from golf.data.layout import DataLayout
-from golf.data.shards import DistributedTokenLoader
 from golf.eval.phase import run_evaluation
 from golf.model import GPT
 from golf.quant.artifact import ArtifactSize, check_artifact_budget, load_artifact, pack_artifact
 from golf.quant.gptq import collect_hessians
-from golf.quant.pack import dequantize_state, quantize_state_dict
+from golf.quant.calibration import calibration_batches
+from golf.quant.pack import dequantize_state, quantize_state_dict, summarize
 from golf.runlog import RunLog, loaded_source_files
 from golf.train import TrainResult, autocast, evaluate_val, synchronize, train, validation_data
 
@@ -59,17 +59,11 @@ def calibrate(model: GPT, hp: Hyperparameters, layout: DataLayout, budget: Wallc
     """Hessians of every Linear input over the first `gptq_calib_seqs` training sequences, on the
     training timer: every rank computes them all (no sharding), as in PR #1004."""
     started = time.perf_counter()
-    loader = DistributedTokenLoader(layout.train_pattern, 0, 1)
-    per_batch = min(hp.gptq_calib_seqs, hp.val_batch_seqs)
-    batches = []
-    for done in range(0, hp.gptq_calib_seqs, per_batch):
-        n = min(per_batch, hp.gptq_calib_seqs - done)
-        x, _ = loader.next_batch(n * hp.train_seq_len, hp.train_seq_len, 1)
-        batches.append(x.to(device))
+    batches = calibration_batches(layout.train_pattern, hp.gptq_calib_seqs, hp.train_seq_len, device)
 
-    def forward(m, x):
+    def forward(m: GPT, batch) -> None:
         with autocast(device):
-            m.forward_logits(x)
+            m.forward_logits(batch[0])
 
     was_training = model.training
     model.eval()
@@ -77,9 +71,9 @@ def calibrate(model: GPT, hp: Hyperparameters, layout: DataLayout, budget: Wallc
         hessians = collect_hessians(model, batches, forward=forward)
     finally:
         model.train(was_training)
+    synchronize(device)
     log(f"gptq:calibrated {len(hessians)} layers on {hp.gptq_calib_seqs} train sequences "
         f"in {time.perf_counter() - started:.1f}s")
-    synchronize(device)
     elapsed = budget.check("calibration")
     log(f"training_budget: loop+calibration {elapsed:.1f}s of {budget.limit_s:.1f}s")
     return hessians
@@ -91,11 +85,12 @@ def quantize(model: GPT, hessians: dict, hp: Hyperparameters, out_dir: Path, ran
     started = time.perf_counter()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     qstate = quantize_state_dict(
-        state, {k: h.cpu() for k, h in hessians.items()},
+        state, hessians,
         bits=hp.quant_bits, embed_bits=hp.embed_quant_bits, passthrough_numel=hp.fp16_passthrough_numel,
         block_size=hp.gptq_block_size, damp=hp.gptq_damp, act_order=hp.gptq_act_order,
-        mode=hp.gptq_mode, prune_fraction=hp.prune_fraction,
+        mode=hp.gptq_mode, prune_fraction=hp.prune_fraction, device=next(model.parameters()).device,
     )
+    log(f"quant_summary: {json.dumps(summarize(qstate))}")
     blob = pack_artifact(qstate)
     code = sum(path.stat().st_size for path in loaded_source_files())
     size = ArtifactSize(code_bytes=code, model_bytes=len(blob), budget=hp.artifact_budget_bytes)
