@@ -70,8 +70,9 @@ def test_partial_rope_rotates_only_the_first_dims_and_keeps_their_norm():
     assert not torch.allclose(out[:, 1:, :, :8], x[:, 1:, :, :8])
 
 
-def test_perturbing_a_later_token_leaves_earlier_logits_unchanged():
-    model = small_model().eval()
+@pytest.mark.parametrize("kv_heads", [2, 4])  # the GQA path of XSA and plain multi-head attention
+def test_perturbing_a_later_token_leaves_earlier_logits_unchanged(kv_heads):
+    model = small_model(num_kv_heads=kv_heads).eval()
     # give the zero-initialised parts weight so that every component carries signal
     with torch.no_grad():
         for p in model.parameters():
