@@ -6,9 +6,9 @@ import ast
 import libcst as cst
 import pytest
 
-pytestmark = pytest.mark.slow  # bundling golf/ runs libcst scope analysis over ~25 modules
-
 from golf.bundle import ENTRY, bundle
+
+pytestmark = pytest.mark.slow  # bundling golf/ runs libcst scope analysis over ~25 modules
 
 
 @pytest.fixture(scope="module")

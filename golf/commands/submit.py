@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise GolfError(f"{target} already exists; choose another --name")
     if args.nproc < 1:
         raise GolfError("--nproc must be at least 1")
+    from golf.config import Hyperparameters
+
+    Hyperparameters.from_env(args.preset, env)  # a malformed override fails here, not in every seed
     data = _data_folder(args.data)
     author = args.author or _git_user() or "unknown"
 
@@ -147,7 +150,7 @@ def _audit(folder: Path, data: Path, replay: bool):
     report = audit_static(str(folder))
     if report.error is not None:
         raise GolfError(f"audit of the built folder failed: {report.error}")
-    if not replay:
+    if not replay or report.verdict == "FAIL":  # a replay cannot lift a FAIL: spare its two runs
         return report
     from audit.replay import run_replay
 
@@ -235,7 +238,7 @@ def _readme(meta: dict, facts: dict, audit) -> str:
         f"  python -m torch.distributed.run --standalone --nproc_per_node={args.nproc} train_gpt.py",
         "```",
         "",
-        f"Data: {'the demo corpus (`golf data demo`)' if args.data is None else 'the folder given with --data'}, "
+        f"Data: {'the demo corpus (`golf data demo`)' if args.data is None else 'the folder given with --data'}; "
         f"{runs[0][2].network}. `python train_gpt.py` runs the smoke preset on a CPU; "
         "`torchrun --standalone --nproc_per_node=8 train_gpt.py` the record preset on 8 GPUs (PRESET overrides).",
         "",
