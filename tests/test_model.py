@@ -206,3 +206,19 @@ def test_model_config_rejects_value_embedding_layers_outside_the_model():
 def test_model_config_defaults_are_the_record_model():
     assert ModelConfig().mlp_hidden == 1792 and ModelConfig().head_dim == 64
     assert ModelConfig().xsa_layers() == tuple(range(11))
+
+
+@pytest.mark.slow
+def test_record_model_runs_forward_and_backward_at_its_real_shapes():
+    torch.manual_seed(0)
+    model = GPT(Hyperparameters.preset("record").model_config(vocab_size=1024))
+    assert [model.blocks[i].attn.c_k.weight.shape for i in (0, 10)] == [(512, 512)] * 2
+    ids = torch.randint(0, 1024, (1, 64))
+    loss = model(ids, torch.roll(ids, -1, dims=1))
+    assert abs(loss.item() - math.log(1024)) < 1.0  # near uniform at init (zero output projections)
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None for g in grads.values())  # every parameter is in the graph
+    # the zero-initialised output projections learn first; behind them (q/k/v, VE) nothing moves yet
+    assert grads["blocks.10.attn.proj.weight"].abs().sum() > 0 and grads["tok_emb.weight"].abs().sum() > 0
+    assert grads["blocks.10.attn.c_q.weight"].abs().sum() == 0 and grads["ve_shared.embed.weight"].abs().sum() == 0
