@@ -105,3 +105,33 @@ def test_read_seed_logs_skips_files_without_score(tmp_path):
     assert [s.source for s in found] == ["logs/train_seed1234.txt", "train_seed42.log"]
     assert [s.seed for s in found] == [1234, 42]
     assert parse_log_file(tmp_path / "train_seed42.log").val_bpb == 1.11818356
+
+
+def _golf_log(run_dir: str, bpb: str) -> str:
+    """golf's own train.log shape: per-file source dump, hyperparameters, steps, sizes, s_0 score."""
+    return (
+        f"# ---- source: {run_dir}/train_gpt.py ----\n"
+        "import torch\nprint('the bundle')\n"
+        f"{'=' * 100}\n"
+        "num_layers: 3\nmodel_dim: 64\nseed: 42\ndata_path: /somewhere\n"
+        "warmup_step:1/2\n"
+        "step:40/40 val_loss:4.9 val_bpb:2.45 train_time:67248ms step_avg:1681.21ms\n"
+        "training_budget: loop+calibration 67.4s of 600.0s\n"
+        "diagnostic post_ema_prequant val_loss:4.9942 val_bpb:2.4514\n"
+        "Serialized model int5: 103893 bytes\nCode size: 126448 bytes\n"
+        "Total submission size: 230341 bytes (code 126448 + model 103893; artifact 230,341 bytes)\n"
+        "diagnostic_sliding_window_exact val_loss:4.99680000 val_bpb:2.45260000 stride:32 eval_time:58798ms\n"
+        f"final_ttt_s0_exact val_loss:4.89641155 val_bpb:{bpb} chunks:65 trained_chunks:64 eval_time:421429ms\n"
+        "total_eval_time:481.2s budget:600s\n"
+    )
+
+
+def test_golf_log_format():
+    s = parse_log(_golf_log("/runs/a", "2.40334563"), source="train_seed42.log")
+    assert (s.seed, s.val_bpb, s.score_label) == (42, 2.40334563, "final_ttt_s0_exact")
+    assert (s.train_seconds, s.eval_seconds, s.steps) == (67.248, 481.2, 40)
+    assert (s.artifact_bytes, s.code_bytes, s.model_bytes) == (230341, 126448, 103893)
+    assert s.config == {"num_layers": "3", "model_dim": "64"}
+    # the same code run from another folder has the same hash; other code does not
+    assert parse_log(_golf_log("/elsewhere/b", "2.5")).code_hash == s.code_hash
+    assert parse_log(_golf_log("/runs/a", "2.4").replace("the bundle", "changed")).code_hash != s.code_hash
