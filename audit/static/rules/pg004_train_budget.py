@@ -11,6 +11,7 @@ from audit.static.rule import Rule
 # env vars that fix the number of training steps instead of the wallclock cap (#1908)
 _STEP_OVERRIDE_ENV = re.compile(r"^(FORCE|FIXED)_?(STOP_)?STEPS?$|^(FORCE_)?STOP_(AFTER_)?STEPS?$|^FORCE_STOP_STEP$")
 _STOP_TARGET = re.compile(r"stop.*step|step.*stop|max_steps?$", re.IGNORECASE)
+_SELF_GENERATED = re.compile(r"autoregressive|self[-_ ]?gen", re.IGNORECASE)
 _CALIB_TIME = re.compile(r"(gptq|hessian|calibrat)[^\n]*?\bin\s+(?P<s>\d+(?:\.\d+)?)\s*s\b", re.IGNORECASE)
 # the cap is checked once per step, so runs end a fraction of a step past 600,000 ms (merged
 # records log 600,128 ms); a second past it is not granularity any more (#1908: 601,153 ms)
@@ -118,12 +119,15 @@ class TrainingBudget(Rule):
             if run.stopped_early and calib is not None:
                 seconds = float(_CALIB_TIME.search(calib[1]).group("s"))
                 if train_ms + seconds * 1000.0 > TRAIN_LIMIT_MS:
-                    yield self.finding(
-                        None, calib[0],
-                        f"training stopped at the cap after {train_ms:,.0f} ms, then {seconds:.1f} s of "
-                        f"calibration on training data followed: {train_ms + seconds * 1000:,.0f} ms of "
-                        "training-data time, over 600 s (reserve it from the cap, e.g. GPTQ_RESERVE_SECONDS)",
-                        evidence=calib[1], path=name, severity="warning")
+                    if _SELF_GENERATED.search(ctx.logs[name]):
+                        what = (f"{seconds:.1f} s of calibration on self-generated data followed (whether that "
+                                "counts as training time was never ruled, rules.md D3: #1019)")
+                    else:
+                        what = (f"{seconds:.1f} s of calibration on training data followed: "
+                                f"{train_ms + seconds * 1000:,.0f} ms of training-data time, over 600 s (reserve it "
+                                "from the cap, e.g. GPTQ_RESERVE_SECONDS)")
+                    yield self.finding(None, calib[0], f"training stopped at the cap after {train_ms:,.0f} ms, "
+                                       f"then {what}", evidence=calib[1], path=name, severity="warning")
 
     def _step_overrides(self, ctx):
         hyper = getattr(ctx, "hyper", None)

@@ -14,7 +14,7 @@ _CONTAINERS = (ast.If, ast.With, ast.AsyncWith, ast.Try)
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _STOP_AT_CAP = re.compile(r"stopping_early[^\n]*train_time\s*[:=]\s*(?P<ms>\d+)\s*ms")
 _LOG_CALIB = re.compile(r"gptq|hessian|calibrat", re.IGNORECASE)
-_LOG_SELF_GENERATED = re.compile(r"autoregress|self[-_ ]?gen|generat|synthetic", re.IGNORECASE)
+_LOG_SELF_GENERATED = re.compile(r"autoregress|self[-_ ]?gen|generat|synthetic|AR data", re.IGNORECASE)
 # `gptq:reserving 12s, effective=588000ms`; not `peak memory … reserved: 26418 MiB`
 _LOG_RESERVE = re.compile(r"(gptq|calib|hessian)[^\n]*reserv|reserving\s+(?!0+(\.0+)?\s*s)\d", re.IGNORECASE)
 
@@ -161,8 +161,8 @@ class TrainDataAfterCap(Rule):
                 if not m or int(m.group("ms")) < 599_000:
                     continue
                 rest = lines[i + 1:]
-                if any(_LOG_RESERVE.search(l) for l in lines):
-                    break
+                if any(_LOG_RESERVE.search(l) for l in lines) or any(_LOG_SELF_GENERATED.search(l) for l in rest):
+                    break  # time reserved, or calibration on self-generated data (#1019), not training data
                 calib = next(((j, l) for j, l in enumerate(rest, i + 2)
                               if _LOG_CALIB.search(l) and not _LOG_SELF_GENERATED.search(l)), None)
                 if calib is not None:

@@ -18,7 +18,8 @@ class ClaimedScore(Rule):
 
     Compares the claim (submission.json val_bpb, else the README) with each log's reported score
     (the last reported evaluation line) and with their mean. A claim better than every logged run
-    is an error (nothing shipped supports it); a claim off the mean by more than rounding is a
+    is an error when the logs are the claimed runs (nothing shipped supports it), a warning when
+    fewer logs than claimed seeds are shipped; a claim off the mean by more than rounding is a
     warning.
     """
 
@@ -61,8 +62,13 @@ class ClaimedScore(Rule):
         listing = ", ".join(f"{name} {bpb:.5f}" for name, bpb in sorted(scores.items()))
         path = "submission.json" if where.startswith("submission.json") else "README.md"
         if value < min(scores.values()) - TOLERANCE:
-            yield self.finding(None, 0, f"{where} claims {value}, better than every logged run ({listing})",
-                               evidence=listing, path=path, severity="error")
+            seeds = claims(ctx).seeds
+            complete = seeds is None or len(scores) >= seeds[0]
+            message = f"{where} claims {value}, better than every logged run ({listing})"
+            if not complete:  # the claimed runs' logs are not all shipped: an evidence gap
+                message += f"; {seeds[1]} names {seeds[0]} runs, so their logs are missing"
+            yield self.finding(None, 0, message, evidence=listing, path=path,
+                               severity="error" if complete else "warning")
         elif abs(value - avg) > TOLERANCE and not any(abs(value - s) <= TOLERANCE for s in scores.values()):
             yield self.finding(None, 0, f"{where} claims {value}, but the mean of the {len(scores)} logged runs is "
                                f"{avg:.5f} ({listing})", evidence=listing, path=path)
