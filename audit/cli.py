@@ -100,7 +100,11 @@ def _replay(report: Report, args: argparse.Namespace) -> None:
     if run_replay is None:
         raise GolfError("replay not available")
     root = Path(report.stats.get("root") or report.path)
-    findings, summary = run_replay(root, args)
+    options = {"data": Path(args.data) if args.data else None,
+               "tokenizer": Path(args.tokenizer) if args.tokenizer else None}
+    if args.replay_timeout is not None:
+        options["timeout_s"] = args.replay_timeout
+    findings, summary = run_replay(root, **options)
     report.findings = list(report.findings) + [f for f in findings if isinstance(f, Finding)]
     report.replay = dict(summary or {})
 
