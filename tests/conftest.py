@@ -8,6 +8,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test: on a shared 2-core machine two spinning OpenMP
+    threads per process slow small-matrix loops down many times over."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _has_cuda() -> bool:
     try:
         import torch

@@ -20,6 +20,8 @@ from golf.model import (
     ntk_rope_base,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 SMALL = Hyperparameters.preset("smoke").model_config(vocab_size=96)
 
 

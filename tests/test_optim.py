@@ -7,6 +7,8 @@ from golf.config import Hyperparameters
 from golf.model import GPT
 from golf.optim import EMA, Muon, OptimizerSet, lr_multiplier, muon_momentum_at, newton_schulz5, parameter_groups
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 
 @pytest.mark.parametrize("shape", [(64, 128), (128, 64), (224, 64)])
 def test_newton_schulz5_orthogonalises_into_the_known_singular_value_band(shape):

@@ -27,6 +27,7 @@ from golf.train import rolled_back, train
 REPO = Path(__file__).resolve().parents[1]
 RUN_KEYS = {"val_bpb", "val_bpb_sliding", "val_bpb_prequant", "val_loss", "artifact_bytes", "code_bytes",
             "model_bytes", "train_seconds", "quant_seconds", "eval_seconds", "steps", "params", "seed", "config"}
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 TRAIN_LOSS = re.compile(r"^step:(\d+)/\d+ train_loss:([0-9.]+)", re.M)
 
 
@@ -36,16 +37,6 @@ def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "data"
     meta = build_demo(out, vocab_size=512, max_chars=400_000)
     return out, meta
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads per process
-    slow these small-matrix loops down many times over."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class FakeClock:
@@ -135,7 +126,7 @@ def _hp(**changes) -> Hyperparameters:
     return hp
 
 
-def test_rolled_back_restores_weights_and_optimizer_state_after_real_steps(one_thread):
+def test_rolled_back_restores_weights_and_optimizer_state_after_real_steps():
     hp = _hp()
     torch.manual_seed(0)
     model = GPT(hp.model_config(64))
@@ -152,7 +143,7 @@ def test_rolled_back_restores_weights_and_optimizer_state_after_real_steps(one_t
     assert len(opts.muon.state) == 0 and all(len(a.state) == 0 for a in opts.adams)
 
 
-def test_compile_warmup_steps_leave_the_initial_weights(demo, tmp_path, one_thread):
+def test_compile_warmup_steps_leave_the_initial_weights(demo, tmp_path):
     layout = resolve_data(demo[0])
     result = train(_hp(iterations=0, warmup_steps=2), layout, tmp_path)
     torch.manual_seed(_hp().seed)
@@ -162,7 +153,7 @@ def test_compile_warmup_steps_leave_the_initial_weights(demo, tmp_path, one_thre
     assert "warmup_step:2/2" in result.log_path.read_text()
 
 
-def test_wallclock_cap_stops_the_loop_and_warms_down(demo, tmp_path, one_thread):
+def test_wallclock_cap_stops_the_loop_and_warms_down(demo, tmp_path):
     layout = resolve_data(demo[0])
     # every clock reading advances 1 s: the loop (cap 22 - 10 reserve = 12 s) stops well before 40 steps
     hp = _hp(iterations=40, warmup_steps=0, max_wallclock_seconds=22.0, gptq_reserve_seconds=10.0,
@@ -174,14 +165,14 @@ def test_wallclock_cap_stops_the_loop_and_warms_down(demo, tmp_path, one_thread)
     assert f"stopping_early: wallclock_cap" in log and "late_qat:enabled" in log
 
 
-def test_training_budget_fails_at_its_limit(demo, tmp_path, one_thread):
+def test_training_budget_fails_at_its_limit(demo, tmp_path):
     layout = resolve_data(demo[0])
     hp = _hp(iterations=40, warmup_steps=0, max_wallclock_seconds=0.0, train_budget_seconds=12.0)
     with pytest.raises(BudgetExceeded, match="training budget exceeded"):
         train(hp, layout, tmp_path, clock=FakeClock(1.0))
 
 
-def test_calibration_is_charged_to_the_training_budget(demo, tmp_path, one_thread):
+def test_calibration_is_charged_to_the_training_budget(demo, tmp_path):
     layout = resolve_data(demo[0])
     hp = _hp()
     torch.manual_seed(0)
@@ -199,7 +190,7 @@ def test_calibration_is_charged_to_the_training_budget(demo, tmp_path, one_threa
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_beats_the_unigram_baseline(demo, tmp_path, one_thread):
+def test_smoke_pipeline_beats_the_unigram_baseline(demo, tmp_path):
     data, meta = demo
     out = tmp_path / "run"
     assert main(["train", "--preset", "smoke", "--data", str(data), "--out", str(out), "--seed", "7"]) == 0
@@ -222,7 +213,7 @@ def test_smoke_pipeline_beats_the_unigram_baseline(demo, tmp_path, one_thread):
 
 
 @pytest.mark.slow
-def test_two_rank_gloo_run_matches_one_rank_with_the_same_global_batch(demo, tmp_path, one_thread, monkeypatch):
+def test_two_rank_gloo_run_matches_one_rank_with_the_same_global_batch(demo, tmp_path, monkeypatch):
     data, _ = demo
     overrides = {"ITERATIONS": "6", "WARMDOWN_ITERS": "3", "TRAIN_LOG_EVERY": "1", "TTT_ENABLED": "0"}
     env = {**os.environ, **overrides, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
