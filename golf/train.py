@@ -194,6 +194,11 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
     log(f"model_params:{sum(p.numel() for p in model.parameters())}")
     log(f"world_size:{world} grad_accum_steps:{stepper.accum} device:{device.type}")
     log(f"xsa_layers:{list(model.config.xsa_layers())} ve_layers:{list(model.ve_layers)}")
+    # the last step is always validated (raw weights, off the timer), as in the records
+    validation = validation_data(data_layout, hp.train_seq_len, data_layout.vocab_size)
+    log(f"tokenizer:{data_layout.tokenizer_path} vocab_size:{data_layout.vocab_size}")
+    log(f"train_loader:{data_layout.train_pattern}")
+    log(f"val_loader:{data_layout.val_pattern} tokens:{validation[0].numel() - 1}")
 
     model.train()
     if hp.warmup_steps > 0:
@@ -205,9 +210,6 @@ def train(hp: Hyperparameters, data_layout: DataLayout, out_dir: str | Path, ran
                 model.set_qat(hp.qat_enabled or late_qat_primer)
                 stepper(warmup_loader)
                 log(f"warmup_step:{i + 1}/{hp.warmup_steps}")
-
-    # the last step is always validated (raw weights, off the timer), as in the records
-    validation = validation_data(data_layout, hp.train_seq_len, data_layout.vocab_size)
 
     synchronize(device)  # the warm-up's queued work is not the timed loop's
     timer = PausableClock(clock)
