@@ -103,11 +103,16 @@ def seed_set_findings(summaries: Sequence[RunSummary]) -> list[Finding]:
     return out
 
 
-def _tolerance(claimed: float, floor: float) -> float:
-    """Half a unit in the last decimal the claim was written with (1.1150 -> 0.00005), at least `floor`."""
-    text = repr(float(claimed))
+def _half_unit(value: float) -> float:
+    """Half a unit in the last decimal `value` was written with (1.1150 -> 0.0005 as JSON keeps 1.115)."""
+    text = repr(float(value))
     decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 8
-    return max(0.5 * 10.0 ** -decimals + 1e-12, floor)
+    return 0.5 * 10.0 ** -decimals + 1e-12
+
+
+def _differ(claimed: float, logged: float, floor: float) -> bool:
+    """Different beyond the coarser of the two printed precisions (and beyond `floor`)."""
+    return abs(claimed - logged) > max(_half_unit(claimed), _half_unit(logged), floor)
 
 
 def claim_findings(meta: dict[str, Any], summaries: Sequence[RunSummary], reproduced: bool,
@@ -131,14 +136,15 @@ def claim_findings(meta: dict[str, Any], summaries: Sequence[RunSummary], reprod
     for s in scored:
         row = per_seed.get(str(s.seed))
         if isinstance(row, dict) and isinstance(row.get("val_bpb"), (int, float)):
-            if abs(row["val_bpb"] - s.val_bpb) > _tolerance(row["val_bpb"], floor):
+            if _differ(row["val_bpb"], s.val_bpb, floor):
                 out.append(_finding("PG910", "STAT-2", f"seed {s.seed}: submission.json says val_bpb {row['val_bpb']} "
                                     f"but {what} give {s.val_bpb}", "submission.json", severity=severity,
                                     evidence=f"{s.source}: {s.score_label} val_bpb:{s.val_bpb}"))
     claimed = meta.get("val_bpb")
     if isinstance(claimed, (int, float)) and scored:
         mean = sum(s.val_bpb for s in scored) / len(scored)
-        if abs(claimed - mean) > _tolerance(claimed, floor):
+        logged_precision = max(_half_unit(s.val_bpb) for s in scored)
+        if abs(claimed - mean) > max(_half_unit(claimed), logged_precision, floor):
             out.append(_finding("PG910", "STAT-2", f"submission.json says val_bpb {claimed} but the mean of {what} "
                                 f"over {len(scored)} seed(s) is {mean:.8f}", "submission.json", severity=severity))
     claimed_bytes = meta.get("bytes_total", meta.get("artifact_bytes"))

@@ -184,12 +184,13 @@ def _submission_json(args, author: str, date: str, bundle, runs) -> dict:
                  f"{len(runs)} seed(s), mean val_bpb {statistics.fmean(bpb):.8f}.",
         "date": date,
         "track": "10min_16mb" if args.preset == "record" else "non-record",
-        "val_bpb": statistics.fmean(bpb),
-        "val_loss": statistics.fmean(loss),
+        "val_bpb": round(statistics.fmean(bpb), 8),  # 8 decimals, as the logs print them
+        "val_loss": round(statistics.fmean(loss), 8),
         "seeds": [seed for seed, _, _ in runs],
         "seed_results": {
             str(seed): {
-                "val_bpb": r["val_bpb"], "val_loss": r["val_loss"], "artifact_bytes": r["artifact_bytes"],
+                "val_bpb": round(r["val_bpb"], 8), "val_loss": round(r["val_loss"], 8),
+                "artifact_bytes": r["artifact_bytes"],
                 "model_bytes": r["model_bytes"], "steps": r["steps"],
                 "train_time_s": round(r["train_seconds"], 3), "eval_time_s": round(r["eval_seconds"], 3),
             }
@@ -201,7 +202,7 @@ def _submission_json(args, author: str, date: str, bundle, runs) -> dict:
         "preset": args.preset,
     }
     if len(bpb) > 1:
-        meta["val_bpb_std"] = statistics.stdev(bpb)
+        meta["val_bpb_std"] = round(statistics.stdev(bpb), 8)
     return meta
 
 
