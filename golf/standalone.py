@@ -6,6 +6,9 @@ the way parameter-golf's scripts are.
   `torchrun --standalone --nproc_per_node=8 train_gpt.py` the record settings on 8 GPUs.
 * DATA_PATH: the data folder in either layout golf reads (golf.data.layout): `golf data demo`'s
   folder, or parameter-golf's `data/` root (datasets/fineweb10B_sp<V>/ + tokenizers/); default ./data.
+  parameter-golf's own DATA_PATH (data/datasets/fineweb10B_sp<V>) is accepted and means its root.
+* TOKENIZER_PATH: optional; golf takes the tokenizer from the data folder, and a TOKENIZER_PATH
+  naming another file is an error rather than silently ignored.
 * OUT_DIR: where the run log, artifact and run.json go (must be new or empty); default
   runs/<RUN_ID> (RUN_ID defaulting to seed_<SEED>), or runs/<RUN_ID>-2, -3, ... when taken, so that
   running the file again never overwrites an earlier run.
@@ -41,11 +44,25 @@ def default_out_dir(run_id: str) -> Path:
     return out
 
 
+def data_folder(env: Mapping[str, str]) -> Path:
+    """DATA_PATH as golf's data folder (a parameter-golf dataset folder maps to its data root)."""
+    from golf.data.layout import VARIANT_FOLDER, resolve_data
+
+    data = Path(env.get("DATA_PATH") or "data")
+    if VARIANT_FOLDER.fullmatch(data.name) and data.parent.name == "datasets":
+        data = data.parent.parent
+    if env.get("TOKENIZER_PATH"):
+        expected = resolve_data(data).tokenizer_path
+        if Path(env["TOKENIZER_PATH"]).resolve() != expected.resolve():
+            raise GolfError(f"TOKENIZER_PATH={env['TOKENIZER_PATH']} is not the tokenizer of {data} ({expected})")
+    return data
+
+
 def train_args_from_env(env: Mapping[str, str]) -> argparse.Namespace:
     run_id = env.get("RUN_ID") or f"seed_{env.get('SEED', '1337')}"
     return argparse.Namespace(
         preset=preset_from_env(env),
-        data=Path(env.get("DATA_PATH") or "data"),
+        data=data_folder(env),
         out=Path(env["OUT_DIR"]) if env.get("OUT_DIR") else default_out_dir(run_id),
         seed=None,  # SEED is read with the other hyperparameters
     )
