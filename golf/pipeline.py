@@ -25,13 +25,14 @@ from golf.budget import WallclockBudget
 from golf.config import Hyperparameters
 from golf.data.layout import DataLayout
 from golf.eval.phase import run_evaluation
+from golf.eval.sliding import synchronize
 from golf.model import GPT
 from golf.quant.artifact import ArtifactSize, check_artifact_budget, load_artifact, pack_artifact
-from golf.quant.gptq import collect_hessians
 from golf.quant.calibration import calibration_batches
+from golf.quant.gptq import collect_hessians
 from golf.quant.pack import dequantize_state, quantize_state_dict, summarize
 from golf.runlog import RunLog, loaded_source_files
-from golf.train import TrainResult, autocast, evaluate_val, synchronize, train, validation_data
+from golf.train import TrainResult, autocast, evaluate_val, train, validation_data
 
 ARTIFACT_NAME = "final_model.int5.ptz"
 

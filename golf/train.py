@@ -30,6 +30,7 @@ from golf.data.shards import DistributedTokenLoader, load_validation_tokens
 from golf.data.tokenizer import build_byte_luts, load_tokenizer
 from golf.errors import BudgetExceeded
 from golf.eval.bpb import BpbAccumulator, ByteLUTs
+from golf.eval.sliding import synchronize
 from golf.model import GPT
 from golf.optim import EMA, OptimizerSet, lr_multiplier, muon_momentum_at
 from golf.runlog import RunLog
@@ -79,12 +80,6 @@ def training_device() -> torch.device:
 def autocast(device: torch.device):
     """bf16 autocast on CUDA; plain fp32 on CPU."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so that a clock reading covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def all_ranks_mean(value: torch.Tensor, world: int) -> float:
