@@ -162,7 +162,7 @@ def test_wallclock_cap_stops_the_loop_and_warms_down(demo, tmp_path):
     log = result.log_path.read_text()
     assert result.stopped_early and 0 < result.steps < 40
     assert result.train_seconds >= 12.0 and not result.budget.exceeded()
-    assert f"stopping_early: wallclock_cap" in log and "late_qat:enabled" in log
+    assert "stopping_early: wallclock_cap" in log and "late_qat:enabled" in log
 
 
 def test_training_budget_fails_at_its_limit(demo, tmp_path):
