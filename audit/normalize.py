@@ -20,6 +20,7 @@ import gzip
 import io
 import lzma
 import posixpath
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,9 @@ class Normalized:
 
 _PREFIX_CHARS = set("rRbBuUfF")
 _OTHER_QUOTE = {'"': "'", "'": '"'}
+_CODE_STOP = re.compile(r"[#'\"]")
+_STRING_STOP = {q: re.compile(r"[\\\n" + q + "]") for q in "'\""}
+_F_STRING_STOP = {q: re.compile(r"[\\\n{" + q + "]") for q in "'\""}
 
 
 class _StringScanner:
@@ -99,20 +103,20 @@ class _StringScanner:
     def run(self) -> "_StringScanner":
         text, i, n = self.text, 0, len(self.text)
         while i < n:
-            c = text[i]
-            if c == "#":
-                while i < n and text[i] != "\n":
-                    i += 1
+            m = _CODE_STOP.search(text, i)  # jump to the next comment or quote
+            if m is None:
+                break
+            i = m.start()
+            if text[i] == "#":
+                newline = text.find("\n", i)
+                i = n if newline < 0 else newline
                 continue
-            if c in "\"'":
-                k = self._prefix_start(i)
-                is_f = "f" in text[k:i].lower()
-                end = self._string_end(i, is_f, outer=None)
-                if is_f:
-                    self.fstrings.append((k, i, end))
-                i = end
-                continue
-            i += 1
+            k = self._prefix_start(i)
+            is_f = "f" in text[k:i].lower()
+            end = self._string_end(i, is_f, outer=None)
+            if is_f:
+                self.fstrings.append((k, i, end))
+            i = end
         return self
 
     def _prefix_start(self, i: int) -> int:
@@ -131,7 +135,12 @@ class _StringScanner:
         triple = text.startswith(quote * 3, i)
         delim = quote * 3 if triple else quote
         j = i + len(delim)
+        stops = _F_STRING_STOP if is_f else _STRING_STOP
         while j < n:
+            m = stops[quote].search(text, j)  # jump to the next backslash, quote, newline or brace
+            if m is None:
+                return n
+            j = m.start()
             c = text[j]
             if c == "\\":
                 j += 2

@@ -234,11 +234,11 @@ def _callee(call: ast.Call) -> str:
 
 def _is_train_node(node: ast.AST) -> bool:
     if isinstance(node, ast.Name):
-        return bool(_TRAIN_NAME.match(node.id))
+        return "train" in node.id and bool(_TRAIN_NAME.match(node.id))
     if isinstance(node, ast.Attribute):
-        return bool(_TRAIN_NAME.match(node.attr))
+        return "train" in node.attr and bool(_TRAIN_NAME.match(node.attr))
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return bool(_TRAIN_STRING.search(node.value))
+        return "train" in node.value and bool(_TRAIN_STRING.search(node.value))
     return False
 
 
@@ -248,10 +248,8 @@ class FileIndex:
     def __init__(self, src: SourceFile):
         analysis = src.analysis
         self.by_type: dict[type, list[ast.AST]] = {}
-        for node in analysis.parents:
+        for node in analysis.parents:  # ast.walk order: breadth first, not by line
             self.by_type.setdefault(type(node), []).append(node)
-        for key in self.by_type:
-            self.by_type[key].sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
         self._parents = analysis.parents
         self._scopes: dict[int, tuple] = {}
         self.callees: dict[ast.AST, set[str]] = {}  # scope -> names it calls (nested scopes included)
@@ -342,6 +340,21 @@ def _aliases_from(imports) -> dict[str, str]:
 def import_aliases(src: SourceFile) -> dict[str, str]:
     """Local name -> full dotted name for the imports of a file (any depth)."""
     return file_index(src).aliases
+
+
+def calls_from_modules(src: SourceFile, modules: tuple[str, ...], builtins: tuple[str, ...] = ()) -> Iterator[tuple[ast.Call, str]]:
+    """(call, dotted callee with aliases expanded) for the calls of the file whose callee comes
+    from one of `modules` (by import) or is one of the bare names `builtins`; a cheap filter on the
+    root name first, so that rules about a few modules do not resolve every call of the file."""
+    index = file_index(src)
+    roots = {local for local, full in index.aliases.items() if full.split(".")[0] in modules}
+    roots.update(m for m in modules if "." not in m)
+    for call in index.of(ast.Call):
+        root = call.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if isinstance(root, ast.Name) and (root.id in roots or root.id in builtins):
+            yield call, resolved_call_name(call, index.aliases)
 
 
 def resolved_call_name(call: ast.Call, aliases: dict[str, str]) -> str:

@@ -7,8 +7,7 @@ import ast
 import re
 
 from audit.static.evidence import (
-    ARTIFACT_LIMIT, code_inventory, import_aliases, normalization, python_files, resolved_call_name,
-    run_logs, string_constants,
+    ARTIFACT_LIMIT, calls_from_modules, code_inventory, normalization, python_files, run_logs, string_constants,
 )
 from audit.static.rule import Rule
 
@@ -71,9 +70,7 @@ class UncountedCode(Rule):
             if note.kind in ("helper", "indirection"):
                 triggers.append((note.path, note.line, note.detail))
         for src in python_files(ctx):
-            aliases = import_aliases(src)
-            for call in (c for calls in src.analysis.calls.values() for c in calls):
-                name = resolved_call_name(call, aliases)
+            for call, name in calls_from_modules(src, ("torch", "ctypes", "cffi", "subprocess", "os", "cpp_extension")):
                 if name.endswith(_BUILD_CALLS):
                     triggers.append((*src.line_map(call.lineno), f"native code built at run time: {name}(...)"))
                 elif name in _SHELL_CALLS and any(_BUILD_TOOLS.search(s) for s in string_constants(call)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from audit.static.evidence import import_aliases, in_dead_function, python_files, resolved_call_name, string_constants
+from audit.static.evidence import calls_from_modules, in_dead_function, python_files, string_constants
 from audit.static.rule import Rule
 
 # callees (import aliases expanded) that reach the network
@@ -16,6 +16,8 @@ _NETWORK_CALLS = re.compile(
 )
 # hub functions that only read the local cache or configuration are not network access
 _HUB_LOCAL = re.compile(r"^huggingface_hub\.(constants|utils|logging|try_to_load_from_cache|scan_cache_dir)")
+_NETWORK_MODULES = ("requests", "httpx", "aiohttp", "urllib", "urllib3", "http", "huggingface_hub", "datasets",
+                    "torch", "wget", "socket", "ftplib", "smtplib", "gdown", "subprocess", "os")
 _SHELL_CALLS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
                 "subprocess.Popen", "os.system", "os.popen"}
 _SHELL_NETWORK = re.compile(r"(^|[\s;&|'\"])(wget|curl|huggingface-cli|git\s+clone|pip3?\s+install|aria2c|scp|rsync)\b")
@@ -55,19 +57,16 @@ class NetworkAccess(Rule):
 
     def check(self, ctx):
         for src in python_files(ctx):
-            aliases = import_aliases(src)
-            for calls in src.analysis.calls.values():
-                for call in calls:
-                    name = resolved_call_name(call, aliases)
-                    what = None
-                    if _NETWORK_CALLS.match(name) and not _HUB_LOCAL.match(name):
-                        what = f"`{name}(...)`"
-                    elif name in _SHELL_CALLS:
-                        hit = next((m for s in string_constants(call) if (m := _SHELL_NETWORK.search(s))), None)
-                        if hit:
-                            what = f"a shell command running `{hit.group(2)}`"
-                    if what is None or in_dead_function(src, call):
-                        continue
-                    yield self.finding(src, call.lineno, f"network access: {what} can run during the submission's "
-                                       "training or evaluation; the artifact must be self-contained",
-                                       evidence=src.analysis.source_of(call), col=call.col_offset + 1)
+            for call, name in sorted(calls_from_modules(src, _NETWORK_MODULES), key=lambda cn: cn[0].lineno):
+                what = None
+                if _NETWORK_CALLS.match(name) and not _HUB_LOCAL.match(name):
+                    what = f"`{name}(...)`"
+                elif name in _SHELL_CALLS:
+                    hit = next((m for s in string_constants(call) if (m := _SHELL_NETWORK.search(s))), None)
+                    if hit:
+                        what = f"a shell command running `{hit.group(2)}`"
+                if what is None or in_dead_function(src, call):
+                    continue
+                yield self.finding(src, call.lineno, f"network access: {what} can run during the submission's "
+                                   "training or evaluation; the artifact must be self-contained",
+                                   evidence=src.analysis.source_of(call), col=call.col_offset + 1)

@@ -134,9 +134,13 @@ class TrainingBudget(Rule):
         for src in python_files(ctx):
             override_vars: dict[str, str] = {}  # variable -> ENV
             assigns = sorted(file_index(src).of(ast.Assign, ast.AnnAssign), key=lambda n: n.lineno)
+            lines = src.text.split("\n")
             for node in assigns:
                 if node.value is None:
                     continue
+                text = " ".join(lines[node.lineno - 1:(node.end_lineno or node.lineno)])
+                if "environ" not in text and "getenv" not in text and not (override_vars and _STOP_TARGET.search(text)):
+                    continue  # reads no environment variable and sets no stop step
                 env = _env_name(node.value)
                 names = _target_names(node)
                 stop_target = any(_STOP_TARGET.search(n) for n in names)

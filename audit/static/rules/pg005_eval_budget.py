@@ -13,7 +13,7 @@ _EVAL_CALL = re.compile(r"eval|ttt|score", re.IGNORECASE)
 _WARM = re.compile(r"warm", re.IGNORECASE)
 _EVAL_CONTEXT = re.compile(r"ttt|val_|eval|lora|compile", re.IGNORECASE)
 _TRAIN_DATA = re.compile(r"train_loader|train_files|next_batch|train_pattern")
-_LOG_WARMUP = re.compile(r"warm[^\n]*?(?:done|took|elapsed|in)?[^\n]*?\(?(?P<s>\d+(?:\.\d+)?)\s*s\)?", re.IGNORECASE)
+_LOG_WARMUP = re.compile(r"warm.*?(?P<s>\d+(?:\.\d+)?)\s*s\b", re.IGNORECASE)
 _EVAL_MS = re.compile(r"eval_time\s*[:=]\s*(\d+(?:\.\d+)?)\s*ms")
 
 
@@ -90,7 +90,8 @@ class EvalBudget(Rule):
                                    evidence="\n".join(lines[-6:]), path=name, severity="warning")
         warm_logged = {}
         for name in logged_eval:
-            hit = log_line(ctx.logs[name], _LOG_WARMUP)
+            lines = [l for l in ctx.logs[name].splitlines() if "warm" in l.lower()]
+            hit = log_line("\n".join(lines), _LOG_WARMUP)
             if hit and _EVAL_CONTEXT.search(hit[1]) and not _TRAIN_DATA.search(hit[1]):
                 warm_logged[name] = float(_LOG_WARMUP.search(hit[1]).group("s"))
         for src in python_files(ctx):

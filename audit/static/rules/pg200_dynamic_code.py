@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 
-from audit.static.evidence import import_aliases, in_dead_function, line_text, normalization, python_files, resolved_call_name
+from audit.static.evidence import calls_from_modules, in_dead_function, line_text, normalization, python_files
 from audit.static.rule import Rule
 
 _BUILTINS = {"exec", "eval", "compile", "__import__"}
@@ -43,19 +43,16 @@ class DynamicCode(Rule):
         resolved = {(n.path, n.line) for n in (norm.notes if norm else []) if n.kind in ("decoded", "indirection")}
         opaque = {(n.path, n.line) for n in (norm.notes if norm else []) if n.kind == "undecodable"}
         for src in python_files(ctx):
-            aliases = import_aliases(src)
-            for calls in src.analysis.calls.values():
-                for call in calls:
-                    name = resolved_call_name(call, aliases)
-                    builtin = isinstance(call.func, ast.Name) and call.func.id in _BUILTINS
-                    if not (builtin or name in _IMPORTERS) or not call.args:
-                        continue
-                    arg = call.args[0]
-                    if isinstance(arg, ast.Constant):
-                        continue
-                    origin = src.line_map(call.lineno)
-                    if origin in resolved or origin in opaque or in_dead_function(src, call):
-                        continue  # decoded by normalisation, or reported by PG201
-                    yield self.finding(src, call.lineno, f"`{name}(…)` runs code built at run time "
-                                       f"(`{src.analysis.source_of(arg, 60)}`) that the audit cannot read",
-                                       evidence=line_text(src, call.lineno), col=call.col_offset + 1)
+            for call, name in calls_from_modules(src, ("importlib", "runpy"), builtins=tuple(_BUILTINS)):
+                builtin = isinstance(call.func, ast.Name) and call.func.id in _BUILTINS
+                if not (builtin or name in _IMPORTERS) or not call.args:
+                    continue
+                arg = call.args[0]
+                if isinstance(arg, ast.Constant):
+                    continue
+                origin = src.line_map(call.lineno)
+                if origin in resolved or origin in opaque or in_dead_function(src, call):
+                    continue  # decoded by normalisation, or reported by PG201
+                yield self.finding(src, call.lineno, f"`{name}(…)` runs code built at run time "
+                                   f"(`{src.analysis.source_of(arg, 60)}`) that the audit cannot read",
+                                   evidence=line_text(src, call.lineno), col=call.col_offset + 1)
