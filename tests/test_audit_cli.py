@@ -64,7 +64,9 @@ def test_text_goes_to_stderr_and_output_file(tmp_path, capsys):
     out = tmp_path / "report.md"
     assert main(["audit", HELPER, "--format", "markdown", "--output", str(out)]) == 0
     assert capsys.readouterr().out == ""
-    assert "[PG002 CODE-1](docs/rules.md#pg002)" in out.read_text()
+    markdown = out.read_text()
+    assert "[PG002 CODE-1](docs/rules.md#pg002)" in markdown and "| Severity | Rule | Location |" in markdown
+    assert markdown.rstrip().endswith("verify the evidence.</sub>")
 
 
 def test_sarif_2_1_0(tmp_path, capsys):
