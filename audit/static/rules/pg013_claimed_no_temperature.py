@@ -20,11 +20,16 @@ def _constant(node: ast.AST) -> float | None:
     return None
 
 
+_GENERATION = re.compile(r"gen|sampl|calib|draft|self_?gen|ar_", re.IGNORECASE)
+
+
 class ClaimedNoTemperature(Rule):
     """Temperature fitted on scored validation tokens is validation-outcome tuning (#1004's
     author after #991's closure: "T=0.98 on re-scored tokens was illegal"; cocohearts on #1991,
     #2098). A README or submission.json that says "no temperature" (or T=1) is checked against the
     code: a temperature variable set to a constant other than 1, or `inference_temp.fill_(0.98)`.
+    A sampling temperature for self-generated calibration data (#1019: temp=0.8) is not an
+    evaluation knob and is left alone.
     """
 
     code = "PG013"
@@ -35,7 +40,9 @@ class ClaimedNoTemperature(Rule):
     summary = "claims no temperature scaling, the code applies a temperature other than 1"
 
     VALID = [{
-        "train_gpt.py": "temperature = 1.0\nlogits = logits / temperature\n",
+        "train_gpt.py": "temperature = 1.0\nlogits = logits / temperature\n"
+                        "def generate_calibration_data(model, n):\n    temperature = 0.8\n"
+                        "    return sample(model, n, temperature)\n",
         "README.md": "Eval: score-first TTT, no temperature scaling.\n",
     }]
     INVALID = [{
@@ -60,6 +67,13 @@ class ClaimedNoTemperature(Rule):
                     owner = node.func.value
                     name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
                     value = _constant(node.args[0]) if _TEMP_NAME.search(name or "") else None
-                if value is not None and value not in (0.0, 1.0) and src.analysis.reachable(node):
+                if value is not None and value not in (0.0, 1.0) and src.analysis.reachable(node) \
+                        and not self._for_generation(src, node, name):
                     yield self.finding(src, node.lineno, f"the README says \"{claim.group(0)}\", but `{name}` is set "
                                        f"to {value} here", evidence=line_text(src, node.lineno))
+
+    @staticmethod
+    def _for_generation(src, node, name: str) -> bool:
+        """The temperature of text generation (AR calibration data), not of scoring."""
+        fn = src.analysis.enclosing_function(node)
+        return bool(_GENERATION.search(name) or (fn is not None and _GENERATION.search(fn.name)))
