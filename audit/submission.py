@@ -172,6 +172,12 @@ def load_submission(path: str | Path, extra_logs: list[str | Path] = ()) -> Subm
             _decode(str(path), data)  # a binary or non-UTF-8 input says so first
             raise GolfError(f"{path}: not a Python file (give a .py file or a submission folder)")
     else:
+        if not any(path.glob("*.py")):
+            nested = sorted(d.name for d in path.iterdir() if d.is_dir() and any(d.glob("train_gpt*.py")))
+            if nested:
+                listing = ", ".join(nested[:3]) + (", ..." if len(nested) > 3 else "")
+                raise GolfError(f"{path}: holds {len(nested)} submission folder(s) ({listing}), not a submission; "
+                                "pass the folders as paths")
         root, paths = path, _walk(path)
         if not paths:
             raise GolfError(f"{path}: empty folder")

@@ -36,6 +36,10 @@ def _make(tmp_path: Path, case: str) -> Path:
     elif case == "bad_json":
         (folder / "train_gpt.py").write_text("print(1)\n")
         (folder / "submission.json").write_text('{"name": "x", "val_bpb": 1.1,,}')
+    elif case == "parent_of_records":
+        for name in ("2026-04-01_A", "2026-04-02_B"):
+            (folder / name).mkdir()
+            (folder / name / "train_gpt.py").write_text("print(1)\n")
     elif case == "two_entries":
         (folder / "model.py").write_text("A = 1\n")
         (folder / "utils.py").write_text("B = 2\n")
@@ -51,6 +55,7 @@ def _make(tmp_path: Path, case: str) -> Path:
     ("not_utf8", "not UTF-8"),
     ("bad_json", "submission.json: malformed JSON at line 1"),
     ("two_entries", "several candidate entry files"),
+    ("parent_of_records", "holds 2 submission folder(s) (2026-04-01_A, 2026-04-02_B)"),
 ])
 def test_bad_folder_inputs(tmp_path, capsys, case, expected):
     path = tmp_path / "missing" if case == "missing" else _make(tmp_path, case)
