@@ -60,6 +60,78 @@ class Guard:
     reason: str
 
 
+FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+@dataclass
+class Index:
+    """One pre-order walk of a module, recording everything the passes after it look up, so that
+    no pass walks the tree again (walks dominate the cost of a pure-Python analysis)."""
+
+    tree: ast.Module
+    parents: dict = field(default_factory=dict)  # node -> parent
+    functions: dict = field(default_factory=dict)  # simple name -> [FunctionDef]
+    calls: dict = field(default_factory=dict)  # callee simple name -> [Call]
+    name_refs: dict = field(default_factory=dict)  # loaded name -> [line]
+    branches: list = field(default_factory=list)  # If / While nodes
+    assigns: list = field(default_factory=list)  # Assign / AnnAssign nodes
+    stmts: dict = field(default_factory=dict)  # owner (FunctionDef or Module) -> its statements, in order
+    exprs: dict = field(default_factory=dict)  # statement -> its own expression nodes
+    bindings: dict = field(default_factory=dict)  # owner -> {name: [binding nodes]}
+
+    @classmethod
+    def build(cls, tree: ast.Module) -> "Index":
+        idx = cls(tree=tree)
+        stack = [(child, tree, tree, None) for child in reversed(tree.body)]
+        idx.stmts[tree] = []
+        while stack:
+            node, parent, owner, stmt = stack.pop()
+            idx.parents[node] = parent
+            if isinstance(node, ast.stmt):
+                idx.stmts.setdefault(owner, []).append(node)
+                stmt = node
+                if isinstance(node, (ast.If, ast.While)):
+                    idx.branches.append(node)
+                elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor)):
+                    if not isinstance(node, (ast.AugAssign, ast.For, ast.AsyncFor)):
+                        idx.assigns.append(node)
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    names = idx.bindings.setdefault(owner, {})
+                    for target in targets:
+                        for sub in ast.walk(target):
+                            if isinstance(sub, ast.Name):
+                                names.setdefault(sub.id, []).append(node)
+            else:
+                idx.exprs.setdefault(stmt, []).append(node)
+                if isinstance(node, ast.Call):
+                    name = callee_name(node)
+                    if name:
+                        idx.calls.setdefault(name, []).append(node)
+                elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                    idx.name_refs.setdefault(node.id, []).append(node.lineno)
+            if isinstance(node, FUNCTION_NODES):
+                idx.functions.setdefault(node.name, []).append(node)
+                idx.stmts.setdefault(node, [])
+                names = idx.bindings.setdefault(node, {})
+                for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+                    names.setdefault(a.arg, []).append(node)
+                inner = node
+            else:
+                inner = owner
+            for child in reversed(list(ast.iter_child_nodes(node))):
+                stack.append((child, node, inner, None if isinstance(child, ast.stmt) else stmt))
+        return idx
+
+    def single_bindings(self, owner: ast.AST) -> dict:
+        """{name: value} for names bound exactly once in `owner`, by a plain `name = value`."""
+        out = {}
+        for name, nodes in self.bindings.get(owner, {}).items():
+            if len(nodes) == 1 and isinstance(nodes[0], ast.Assign) and len(nodes[0].targets) == 1 \
+                    and isinstance(nodes[0].targets[0], ast.Name):
+                out[name] = nodes[0].value
+        return out
+
+
 @dataclass
 class FileAnalysis:
     """Facts about one file shared by all rules (see the module docstring)."""
@@ -67,31 +139,47 @@ class FileAnalysis:
     path: str
     tree: ast.Module
     config: Config
-    parents: dict[ast.AST, ast.AST] = field(default_factory=dict)
-    functions: dict[str, list[ast.FunctionDef]] = field(default_factory=dict)  # by simple name
-    calls: dict[str, list[ast.Call]] = field(default_factory=dict)  # callee simple name -> call sites
+    index: Index
     guards: list[Guard] = field(default_factory=list)
     _bindings_cache: dict = field(default_factory=dict)
 
+    @property
+    def parents(self) -> dict:
+        return self.index.parents
+
+    @property
+    def functions(self) -> dict:
+        return self.index.functions
+
+    @property
+    def calls(self) -> dict:
+        return self.index.calls
+
     @classmethod
-    def build(cls, path: str, tree: ast.Module, config: Config) -> "FileAnalysis":
-        fa = cls(path=path, tree=tree, config=config)
-        for node in ast.walk(tree):
-            for child in ast.iter_child_nodes(node):
-                fa.parents[child] = node
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                fa.functions.setdefault(node.name, []).append(node)
-            elif isinstance(node, ast.Call):
-                name = callee_name(node)
-                if name:
-                    fa.calls.setdefault(name, []).append(node)
+    def build(cls, path: str, tree: ast.Module, config: Config, index: Index | None = None) -> "FileAnalysis":
+        fa = cls(path=path, tree=tree, config=config, index=index or Index.build(tree))
         fa._find_guards()
         return fa
 
     # -- reachability ----------------------------------------------------------------------
+    def _foldable(self, test: ast.AST) -> bool:
+        """Cheap pre-check: a test can only fold when it mentions a hyperparameter, an environment
+        read, getattr, a module constant or a local bound once (folded through its value)."""
+        for node in ast.walk(test):
+            if isinstance(node, ast.Name):
+                if self.config.knows(node.id) or node.id in self._module_constants or node.id == "getattr":
+                    return True
+                if node.id not in ("self", "None", "True", "False"):
+                    return True  # a local: maybe bound once to a foldable value
+            elif isinstance(node, ast.Attribute) and (self.config.knows(node.attr) or node.attr in ("environ", "getenv")):
+                return True
+        return False
+
     def _find_guards(self) -> None:
-        for node in ast.walk(self.tree):
-            if isinstance(node, (ast.If, ast.While)):
+        if not self.config.params:
+            return  # nothing is configurable: every branch can run
+        for node in self.index.branches:
+            if self._foldable(node.test):
                 value, used = self.config.guard(node.test, self._bound_once(node))
                 if value is UNKNOWN or not used:
                     continue
@@ -118,14 +206,9 @@ class FileAnalysis:
                                              f"`{name}` is only used where {reasons[0]}"))
                     changed = True
 
-    @cached_property
+    @property
     def _name_refs(self) -> dict[str, list[int]]:
-        """Lines where each name is loaded (called or passed as a value)."""
-        refs: dict[str, list[int]] = {}
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                refs.setdefault(node.id, []).append(node.lineno)
-        return refs
+        return self.index.name_refs
 
     def _bound_once(self, node: ast.AST) -> dict[str, ast.expr]:
         """Names bound exactly once in the function around `node`, then module constants."""
@@ -137,13 +220,13 @@ class FileAnalysis:
 
     @cached_property
     def _module_constants(self) -> dict[str, ast.expr]:
-        return {name: value for name, value in _single_assignments(self.tree.body).items()
+        return {name: value for name, value in self.index.single_bindings(self.tree).items()
                 if isinstance(value, ast.Constant)}
 
     def _single_bindings(self, fn: ast.FunctionDef) -> dict[str, ast.expr]:
         cached = self._bindings_cache.get(fn)
         if cached is None:
-            cached = self._bindings_cache[fn] = _single_assignments(list(ast.walk(fn)), walk=False)
+            cached = self._bindings_cache[fn] = self.index.single_bindings(fn)
         return cached
 
     def unreachable_reason(self, line: int) -> str:
@@ -179,28 +262,6 @@ class FileAnalysis:
         from audit.static.flow import FlowAnalysis
 
         return FlowAnalysis(self)
-
-
-def _single_assignments(nodes, walk: bool = True) -> dict[str, ast.expr]:
-    """{name: value} for names assigned exactly once (plain `name = value`) among `nodes`."""
-    counts: dict[str, int] = {}
-    values: dict[str, ast.expr] = {}
-    for node in (n for top in nodes for n in ast.walk(top)) if walk else nodes:
-        targets = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
-            targets = [node.target]
-        elif isinstance(node, (ast.With, ast.AsyncWith)):
-            targets = [i.optional_vars for i in node.items if i.optional_vars is not None]
-        elif isinstance(node, ast.arguments):
-            targets = [ast.Name(id=a.arg) for a in node.posonlyargs + node.args + node.kwonlyargs]
-        for target in targets:
-            for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
-                counts[name] = counts.get(name, 0) + 1
-                if isinstance(node, ast.Assign) and isinstance(target, ast.Name):
-                    values[name] = node.value
-    return {name: value for name, value in values.items() if counts[name] == 1}
 
 
 def callee_name(call: ast.Call) -> str:

@@ -19,7 +19,7 @@ import ast
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 # `  name: value` / `name=value` in the logs; the value is one scalar token (never code).
 _LOG_PAIR = re.compile(
@@ -56,12 +56,12 @@ class Config:
 
     # -- reading ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, trees: list[ast.Module], logs: dict[str, str] | None, commands: dict[str, str]) -> "Config":
+    def build(cls, assigns: Iterable[ast.AST], logs: dict[str, str] | None, commands: dict[str, str]) -> "Config":
+        """From the assignment statements of the code (Index.assigns), the logs and shell texts."""
         cfg = cls()
-        for tree in trees:
-            for param in _env_params(tree):
-                cfg.params.setdefault(param.attr, param)
-                cfg.params.setdefault(param.env, param)
+        for param in _env_params(assigns):
+            cfg.params.setdefault(param.attr, param)
+            cfg.params.setdefault(param.env, param)
         for name in sorted(logs or {}):
             for key, raw in _logged_pairs(logs[name]):
                 cfg.logged.setdefault(key, (_literal(raw), f"log:{name}"))
@@ -158,12 +158,20 @@ def _logged_pairs(text: str):
                 yield key, raw
 
 
+_NAMED = {"True": True, "False": False, "None": None}
+
+
 def _literal(raw: str) -> Any:
-    if _SCALAR.match(raw.strip()):
-        try:
-            return ast.literal_eval(raw.strip().replace("_", "") if raw[:1].isdigit() else raw.strip())
-        except (ValueError, SyntaxError):
-            pass
+    """A logged / shell value as the Python scalar it spells, else the text itself."""
+    text = raw.strip()
+    if text in _NAMED:
+        return _NAMED[text]
+    if _SCALAR.match(text):
+        for convert in (int, float):
+            try:
+                return convert(text)
+            except ValueError:
+                continue
     return raw
 
 
@@ -172,20 +180,25 @@ def _is_environ_read(call: ast.AST) -> tuple[str, ast.expr | None] | None:
     if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant):
         func = call.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        owner = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
-        is_get = name == "get" and owner.endswith("environ")
+        is_get = name == "get" and isinstance(func, ast.Attribute) and _is_environ(func.value)
         if (is_get or name == "getenv") and isinstance(call.args[0].value, str):
             default = call.args[1] if len(call.args) > 1 else None
             return call.args[0].value, default
-    if isinstance(call, ast.Subscript) and ast.unparse(call.value).endswith("environ"):
+    if isinstance(call, ast.Subscript) and _is_environ(call.value):
         if isinstance(call.slice, ast.Constant) and isinstance(call.slice.value, str):
             return call.slice.value, None
     return None
 
 
-def _env_params(tree: ast.Module):
-    """Every `target = <expr reading one env var>` of a module (class bodies and functions too)."""
-    for node in ast.walk(tree):
+def _is_environ(node: ast.AST) -> bool:
+    """`os.environ` / `environ` (imported from os)."""
+    return (isinstance(node, ast.Attribute) and node.attr == "environ") or (
+        isinstance(node, ast.Name) and node.id == "environ")
+
+
+def _env_params(assigns: Iterable[ast.AST]):
+    """Every `target = <expr reading one env var>` among the assignments (class bodies, functions)."""
+    for node in assigns:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             reads = [r for r in map(_is_environ_read, ast.walk(node.value)) if r]
@@ -196,7 +209,9 @@ def _env_params(tree: ast.Module):
                 attr = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
                 if attr:
                     lit = UNKNOWN
-                    if default is not None:
+                    if isinstance(default, ast.Constant):
+                        lit = default.value
+                    elif default is not None:
                         try:
                             lit = ast.literal_eval(default)
                         except ValueError:

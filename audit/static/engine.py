@@ -21,7 +21,7 @@ import libcst as cst
 
 import audit.static.rules as rules_pkg
 from audit.finding import Finding
-from audit.static.analysis import FileAnalysis, parse_python
+from audit.static.analysis import FileAnalysis, Index, parse_python
 from audit.static.config import Config
 from audit.static.rule import AuditContext, Rule, Snippet, SourceFile
 
@@ -97,9 +97,10 @@ def context_from_sources(
     line_maps = line_maps or {}
     order = _entry_first(sources)
     trees = {path: parse_python(sources[path], path) for path in order}
+    indexes = {path: Index.build(trees[path]) for path in order}
     shell = {"README.md": readme or ""}
     shell.update(commands or {})
-    config = Config.build([trees[p] for p in order], logs, shell)
+    config = Config.build([a for p in order for a in indexes[p].assigns], logs, shell)
     files = []
     for path in order:
         src = ParsedSource(
@@ -108,7 +109,7 @@ def context_from_sources(
             module=None,
             line_map=line_maps.get(path) or (lambda line, _p=path: (_p, line)),
         )
-        src.analysis = FileAnalysis.build(path, trees[path], config)
+        src.analysis = FileAnalysis.build(path, trees[path], config, indexes[path])
         files.append(src)
     ctx = AuditContext(
         root=root,

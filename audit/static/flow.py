@@ -135,15 +135,26 @@ class FlowAnalysis:
         self.attr_kinds: dict[tuple[str, str], set] = {}
         self.funcs: dict[ast.AST, FuncFacts] = {}
         self.by_name: dict[str, list[FuncFacts]] = {}
-        self._exprs: dict[ast.AST, list] = {}
         self._calls: dict[ast.AST, list] = {}
+        self._memo: dict = {}  # (what, key) -> result of the per-function / per-loop helpers below
         self._collect()
-        for _ in range(3):
-            changed = False
-            for facts in self.funcs.values():
-                changed |= self._propagate(facts)
-            changed |= self._params_from_call_sites()
-            if not changed:
+        # propagate every function once, then again only those whose callees' returns or whose
+        # callers' arguments changed
+        callers: dict[ast.AST, set] = {}
+        for facts in self.funcs.values():
+            for s in facts.stmts:
+                for call in self.calls(s):
+                    for callee in self.callees(call):
+                        callers.setdefault(callee.node, set()).add(facts.node)
+        dirty = set(self.funcs)
+        for _ in range(4):
+            returns_before = {node: len(self.funcs[node].returns) for node in dirty}
+            for node in dirty:
+                self._propagate(self.funcs[node])
+            grown = {node for node in dirty if len(self.funcs[node].returns) != returns_before[node]}
+            dirty = {c for node in grown for c in callers.get(node, ())}
+            dirty |= self._params_from_call_sites()
+            if not dirty:
                 break
         for facts in self.funcs.values():
             self._events(facts)
@@ -167,29 +178,15 @@ class FlowAnalysis:
                 self.funcs[fn] = facts
                 self.by_name.setdefault(name, []).append(facts)
         for facts in self.funcs.values():
-            facts.stmts = [s for s in self._own_nodes(facts.node) if isinstance(s, ast.stmt) and self.fa.reachable(s)]
+            facts.stmts = [s for s in self.fa.index.stmts.get(facts.node, ()) if self.fa.reachable(s)]
             for i, p in enumerate(facts.params):
                 facts.bind(p, 0, {f"p:{i}"} | ({V} if VAL_NAME.match(p) else set()))
             facts.loop_spans = [(s.lineno, s.end_lineno) for s in facts.stmts
                                 if isinstance(s, (ast.For, ast.AsyncFor, ast.While))]
 
-    def _own_nodes(self, root: ast.AST):
-        """Nodes of a function (or module) body, not descending into nested defs/classes' methods."""
-        body = root.body if hasattr(root, "body") else []
-        stack = list(reversed(body))
-        while stack:
-            node = stack.pop()
-            yield node
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                continue
-            stack.extend(reversed(list(ast.iter_child_nodes(node))))
-
     def exprs(self, s: ast.stmt) -> list:
-        """The expression nodes of one statement (cached: every pass reads them)."""
-        out = self._exprs.get(s)
-        if out is None:
-            out = self._exprs[s] = list(_own_exprs(s))
-        return out
+        """The expression nodes of one statement, not of the statements nested in it (from the index)."""
+        return self.fa.index.exprs.get(s, [])
 
     def calls(self, s: ast.stmt) -> list:
         out = self._calls.get(s)
@@ -425,8 +422,9 @@ class FlowAnalysis:
                 break
         return changed
 
-    def _params_from_call_sites(self) -> bool:
-        changed = False
+    def _params_from_call_sites(self) -> set:
+        """Merge the arguments' kinds into each callee's param_in; the callees that changed."""
+        changed = set()
         for f in self.funcs.values():
             for s in f.stmts:
                 for call in self.calls(s):
@@ -443,7 +441,7 @@ class FlowAnalysis:
                             cur = callee.param_in.setdefault(idx, set())
                             if not k <= cur:
                                 cur |= k
-                                changed = True
+                                changed.add(callee.node)
         return changed
 
     def effective(self, kinds: Iterable[str], f: FuncFacts) -> set:
@@ -464,6 +462,12 @@ class FlowAnalysis:
     # -- events ----------------------------------------------------------------------------
     def _reported(self, f: FuncFacts) -> set:
         """Names that reach the function's return (the reported accumulators), by dependency."""
+        key = ("reported", f.node)
+        if key not in self._memo:
+            self._memo[key] = self._reported_uncached(f)
+        return self._memo[key]
+
+    def _reported_uncached(self, f: FuncFacts) -> set:
         seeds = set()
         for s in f.stmts:
             if isinstance(s, ast.Return) and s.value is not None:
@@ -663,6 +667,12 @@ class FlowAnalysis:
     def _is_data_loop(self, loop: ast.AST, f: FuncFacts) -> bool:
         """A loop whose iterations visit different val data (chunks, windows, docs), unlike an epoch
         loop that re-visits the same data."""
+        key = ("data_loop", loop)
+        if key not in self._memo:
+            self._memo[key] = self._is_data_loop_uncached(loop, f)
+        return self._memo[key]
+
+    def _is_data_loop_uncached(self, loop: ast.AST, f: FuncFacts) -> bool:
         if isinstance(loop, ast.While):
             return True
         if self.is_val(self.kinds(loop.iter, f), f) and not isinstance(loop.iter, ast.Call):
@@ -865,7 +875,9 @@ class FlowAnalysis:
         for s in f.stmts:
             for node in self.exprs(s):
                 if isinstance(node, ast.BinOp):
-                    out.extend(self._binop_checks(f, node))
+                    # the first blend / key of a function is the evidence; the rest repeat it
+                    seen = {v.rule for v in out}
+                    out.extend(v for v in self._binop_checks(f, node) if v.rule not in seen)
                 elif isinstance(node, ast.Compare):
                     out.extend(self._compare_checks(f, node, s))
                 elif isinstance(node, ast.Call):
@@ -1002,7 +1014,10 @@ class FlowAnalysis:
 
     def _stabilisers(self, f: FuncFacts) -> set:
         """Names subtracted inside exp(...): the running maximum of a log-sum-exp."""
-        out = set()
+        key = ("stabilisers", f.node)
+        if key in self._memo:
+            return self._memo[key]
+        out = self._memo[key] = set()
         for s in f.stmts:
             for call in self.calls(s):
                 if callee_name(call) == "exp":
@@ -1140,17 +1155,6 @@ def _is_zero(node: ast.AST) -> bool:
 def _inside(node: ast.AST, container: ast.AST) -> bool:
     start, end = container.lineno, getattr(container, "end_lineno", container.lineno)
     return start <= getattr(node, "lineno", -1) <= end
-
-
-def _own_exprs(s: ast.stmt):
-    """Expression nodes of one statement, not of its nested statements (those are visited alone)."""
-    stack = [c for c in ast.iter_child_nodes(s) if not isinstance(c, ast.stmt)]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.Lambda,)):
-            continue
-        yield node
-        stack.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.stmt))
 
 
 def _assigned_roots(s: ast.stmt) -> set:
