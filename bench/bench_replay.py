@@ -8,7 +8,8 @@ with the audited/unaudited time ratios:
 * record-shaped: d=512, 11 layers, 8 heads, vocab 1024, seq 2048, a few TTT chunks — per-op
   compute dominates, as on a GPU (target <= 1.5x);
 * smoke-shaped: the smoke preset (d=64, 3 layers, seq 128) — per-op dispatch dominates.
-Each measurement is the best of `repeats` runs; --quick shortens the record-shaped stream.
+Each measurement is the best of `repeats` runs in process CPU time on one thread, after an untimed
+warm-up of both modes; --quick shortens the record-shaped stream.
 
 `--reference` instead replays the golf reference itself (tests/fixtures/replay/golf_reference:
 `golf train --preset smoke` on synthetic shards) with 1 rank and with 2 torchrun ranks (gloo), and
@@ -49,37 +50,48 @@ def _evaluate(model, val, luts, hp: Hyperparameters, chunks: int):
                                 grad_clip=hp.ttt_grad_clip, batch_windows=hp.eval_batch_seqs)
 
 
+def _run(mode: str, model, initial, stream, luts, hp, chunks) -> tuple[float, float]:
+    """(process CPU seconds, wall seconds) of one evaluation from the initial weights."""
+    model.load_state_dict(initial)
+    val = torch.from_numpy(stream.copy())
+    cpu, wall = time.process_time(), time.perf_counter()
+    if mode == "audited":
+        tracker = Tracker(stream)
+        tracker.install_hooks()
+        try:
+            tracker.tag_if_validation(val)
+            with tracker:
+                result = _evaluate(model, val, luts, hp, chunks)
+            ledger = tracker.finish()
+        finally:
+            tracker.remove_hooks()
+        scored = sum(e["positions"].size for e in ledger.scores if not e["grad"])
+        assert scored == stream.size - 1, f"the recorder traced {scored} of {stream.size - 1} scored targets"
+    else:
+        result = _evaluate(model, val, luts, hp, chunks)
+    assert result.n_tokens == stream.size - 1
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
 def measure(hp: Hyperparameters, n_targets: int, chunks: int, repeats: int) -> dict:
-    """Best-of-`repeats` seconds of the evaluation, plain and audited, and their ratio."""
+    """Best-of-`repeats` CPU seconds of the evaluation, plain and audited, and their ratio (process
+    CPU time, so that other load on the machine does not masquerade as overhead)."""
     torch.manual_seed(0)
     vocab = 1024
     model = GPT(hp.model_config(vocab))
     initial = copy.deepcopy(model.state_dict())
     stream = np.random.default_rng(0).integers(4, vocab, size=n_targets + 1).astype(np.int64)
     luts = _luts(vocab)
+    warm = stream[: 2 * hp.eval_seq_len + 1]
+    for mode in ("plain", "audited"):  # first-call costs (lazy imports, allocator) out of the timings
+        _run(mode, model, initial, warm, luts, hp, 2)
     times = {"plain": [], "audited": []}
     for _ in range(repeats):
         for mode in ("plain", "audited"):
-            model.load_state_dict(initial)
-            val = torch.from_numpy(stream.copy())
-            started = time.perf_counter()
-            if mode == "audited":
-                tracker = Tracker(stream)
-                tracker.install_hooks()
-                try:
-                    tracker.tag_if_validation(val)
-                    with tracker:
-                        result = _evaluate(model, val, luts, hp, chunks)
-                    ledger = tracker.finish()
-                finally:
-                    tracker.remove_hooks()
-                assert sum(e["positions"].size for e in ledger.scores if not e["grad"]) == n_targets
-            else:
-                result = _evaluate(model, val, luts, hp, chunks)
-            times[mode].append(time.perf_counter() - started)
-            assert result.n_tokens == n_targets
+            times[mode].append(_run(mode, model, initial, stream, luts, hp, chunks))
     plain, audited = min(times["plain"]), min(times["audited"])
-    return {"plain_s": round(plain, 3), "audited_s": round(audited, 3), "ratio": round(audited / plain, 3)}
+    return {"plain_cpu_s": round(plain[0], 3), "audited_cpu_s": round(audited[0], 3), "ratio": round(audited[0] / plain[0], 3),
+            "plain_wall_s": round(plain[1], 3), "audited_wall_s": round(audited[1], 3)}
 
 
 def replay_reference() -> dict:
@@ -115,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference:
         print(json.dumps(replay_reference()))
         return 0
+    torch.set_num_threads(1)  # one thread: CPU time is the work done, not the machine's load
 
     record = Hyperparameters.preset("record")
     record.eval_seq_len, record.eval_stride, record.ttt_batch_seqs, record.eval_batch_seqs = 2048, 2048, 1, 1

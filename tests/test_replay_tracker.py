@@ -44,6 +44,8 @@ def test_positions_follow_data_movement_into_a_cross_entropy(stream):
             x, y = chunk[:-1].reshape(4, 16), chunk[1:].reshape(4, 16)
             batch = torch.zeros(5, 16, dtype=torch.int64)
             batch[1:] = y  # setitem into an untracked buffer
+            keep = torch.ones(4, 16, dtype=torch.bool)
+            batch[1:] = torch.where(keep, batch[1:], 0).masked_fill(~keep, -100)
             targets = torch.cat([batch[1:3], batch[3:]]).flatten()
             logits = torch.randn(64, VOCAB)
             loss = F.cross_entropy(logits, targets)
@@ -76,6 +78,29 @@ def test_gathered_probabilities_are_scored_and_checked_to_sum_to_one(stream):
         (seq, dist), _ = tracker.ledger.dists[21]
         np.testing.assert_allclose(np.exp(dist).sum(), 1.0, rtol=1e-6)
         del bad
+    finally:
+        tracker.remove_hooks()
+
+
+def test_only_the_losses_that_reach_a_sum_are_counted(stream):
+    tracker = _tracked(stream)
+    try:
+        with tracker, torch.inference_mode():
+            val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
+            x = torch.stack([val[0:8], val[4:12]])
+            y = torch.stack([val[1:9], val[5:13]])
+            nll = F.cross_entropy(torch.randn(16, VOCAB), y.reshape(-1), reduction="none").reshape(2, 8)
+            total = nll[0].double().sum() + nll[1, 4:].to(torch.float64).sum()  # windows overlap: score once
+            mask = torch.zeros(2, 8)
+            mask[1, 7] = 1.0
+            _ = (nll * mask).sum().item()  # a masked sum counts what the mask keeps
+            mean = F.cross_entropy(torch.randn(8, VOCAB), val[20:28])  # reduced inside the loss op
+        ledger = tracker.finish()
+        first, second = ledger.scores
+        assert first["positions"].tolist() == list(range(1, 9)) + list(range(5, 13))
+        assert first["reduced"].tolist() == [True] * 8 + [False] * 4 + [True] * 4
+        assert second["reduced"].all()
+        del x, total, mean
     finally:
         tracker.remove_hooks()
 

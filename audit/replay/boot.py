@@ -7,8 +7,8 @@ It runs the submission's file as __main__ (runpy), unedited, after installing th
   from_file) that tag a tensor equal to a stretch of the validation stream, which the boot module
   reads itself from the val shards named by GOLF_REPLAY_VAL;
 * torch.compile made the identity, so that every op runs eagerly in front of the recorder;
-* a network guard: connecting to (or resolving) anything but the loopback raises OSError and is
-  recorded (NET-1);
+* a network guard: connecting to (or resolving) anything but the loopback, or starting a download
+  tool (curl, wget, ...), raises OSError and is recorded (NET-1);
 and, when the file finishes (or fails), writes this rank's ledger to GOLF_REPLAY_OUT/ledger-rank<R>.pkl.
 
 Environment: GOLF_REPLAY_VAL (glob of the val shards), GOLF_REPLAY_OUT (folder for the ledgers),
@@ -21,7 +21,9 @@ import ipaddress
 import os
 import pickle
 import runpy
+import shlex
 import socket
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +35,7 @@ from audit.replay.tracker import Tracker
 from golf.data.shards import list_shards, read_shard
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
+_DOWNLOAD_TOOLS = {"curl", "wget", "aria2c", "huggingface-cli", "hf", "scp", "rsync", "ssh", "nc", "ftp"}
 
 
 def _is_loopback(host) -> bool:
@@ -68,6 +71,28 @@ def _install_network_guard(tracker: Tracker) -> None:
         return real_getaddrinfo(host, port, *args, **kwargs)
 
     socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+
+    # download tools started as child processes escape the socket patch: refuse them by name
+    real_popen_init, real_system = subprocess.Popen.__init__, os.system
+
+    def program(command) -> str:
+        if isinstance(command, (str, bytes)):
+            words = shlex.split(os.fsdecode(command))
+            return os.path.basename(words[0]) if words else ""
+        items = list(command)
+        return os.path.basename(os.fsdecode(items[0])) if items else ""
+
+    def popen_init(self, args, *rest, **kwargs):
+        if program(args) in _DOWNLOAD_TOOLS:
+            refuse(program(args), "subprocess")
+        real_popen_init(self, args, *rest, **kwargs)
+
+    def system(command):
+        if program(command) in _DOWNLOAD_TOOLS:
+            refuse(program(command), "os.system")
+        return real_system(command)
+
+    subprocess.Popen.__init__, os.system = popen_init, system
 
 
 def _install_tagging(tracker: Tracker) -> None:

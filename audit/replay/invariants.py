@@ -89,7 +89,7 @@ class Locator:
         return self.innermost(site)
 
 
-def _finding(code, rule, where, message, evidence="", severity="error", confidence="high") -> Finding:
+def make_finding(code, rule, where, message, evidence="", severity="error", confidence="high") -> Finding:
     return Finding(code=code, rule=rule, severity=severity, confidence=confidence, path=where[0], line=where[1], col=0,
                    message=message, evidence=evidence)
 
@@ -104,7 +104,8 @@ def choose_counted(cands: list[L.Candidate], rep: Reported) -> tuple[L.Candidate
         return (cands[-1] if cands else None), "none"
     matches = [c for c in cands if abs(c.val_bpb - rep.val_bpb) <= rep.bpb_tol]
     if matches:
-        return min(matches, key=lambda c: (abs(c.val_bpb - rep.val_bpb), c.variant != "all", -c.pass_.start_time)), "match"
+        # the instances the run summed are the most faithful reading; then the closest
+        return min(matches, key=lambda c: (L.VARIANT_ORDER.index(c.variant), abs(c.val_bpb - rep.val_bpb), -c.pass_.start_time)), "match"
     if rep.val_loss is not None:
         loss_matches = [c for c in cands if abs(c.val_loss - rep.val_loss) <= rep.loss_tol]
         if loss_matches:
@@ -147,12 +148,12 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         "ranks": len(ledgers),
     }
     if rep.val_bpb is None:
-        findings.append(_finding("RP006", "TTT-2", locator.innermost(()), "the log reports no val_bpb: the counted pass "
+        findings.append(make_finding("RP006", "TTT-2", locator.innermost(()), "the log reports no val_bpb: the counted pass "
                                  "cannot be identified, the last scoring pass is used", severity="warning", confidence="low"))
     if counted is None:
         why = ("no tensor built by the run equals a stretch of the validation shards" if not ledgers[0]["tagged"]
                else "no loss op received targets traced to the validation stream")
-        findings.append(_finding("RP001", "DATA-3", locator.innermost(()), f"the replay could not follow the evaluation: {why}",
+        findings.append(make_finding("RP001", "DATA-3", locator.innermost(()), f"the replay could not follow the evaluation: {why}",
                                  severity="warning", confidence="medium",
                                  evidence=f"untraced loss calls: {summary['untraced_loss_calls']}"))
     else:
@@ -197,29 +198,29 @@ def _check_counted(c: L.Candidate, how: str, rep: Reported, n: int, ledgers, loc
         if not tail_only:
             holes = never[never < uniq.max()]
             first = int(holes.min()) if holes.size else int(never.min())
-            out.append(_finding("RP010", "DATA-3", where, f"the reported sum leaves {never.size} of {n - 1} validation "
+            out.append(make_finding("RP010", "DATA-3", where, f"the reported sum leaves {never.size} of {n - 1} validation "
                                 f"positions unscored (first at position {first}); the full validation set must be scored",
                                 evidence=f"counted pass: {_site_text(c.pass_.site)}"))
-    if twice.size and c.variant == "all":
+    if twice.size and c.variant in ("all", "reduced"):
         dup_event = _first_duplicate_event(c)
         tail = twice.min() >= n - 1 - TRUNCATION_TAIL
-        out.append(_finding("RP011", "TTT-2", locator.innermost(dup_event["site"]) if dup_event else where,
+        out.append(make_finding("RP011", "TTT-2", locator.innermost(dup_event["site"]) if dup_event else where,
                             f"{twice.size} positions are counted more than once in the reported sum (first at position "
                             f"{int(twice.min())})" + (" — only in the final window tail, as in the records' sliding eval" if tail else ""),
                             severity="warning" if tail else "error", confidence="high"))
     if twice.size and c.variant == "last":
-        out.append(_finding("RP012", "TTT-2", where, f"the reported sum keeps the last of several scores of {twice.size} "
+        out.append(make_finding("RP012", "TTT-2", where, f"the reported sum keeps the last of several scores of {twice.size} "
                             "positions (scored every epoch, last kept): only the first score may count"))
     if how == "loss-only":
         implied = c.nll / (math.log(2.0) * rep.val_bpb) if rep.val_bpb else math.nan
         lookups = [lk for led in ledgers for lk in led["lookups"]]
         at = locator.innermost(lookups[0]["site"]) if lookups else where
-        out.append(_finding("RP013", "BYTES-1", at, f"reported val_bpb {rep.val_bpb} implies {implied:.1f} bytes; the canonical "
+        out.append(make_finding("RP013", "BYTES-1", at, f"reported val_bpb {rep.val_bpb} implies {implied:.1f} bytes; the canonical "
                             f"byte count of the scored positions is {c.n_bytes:.0f} (its val_loss {c.val_loss:.8f} matches the log)",
                             evidence=f"canonical val_bpb {c.val_bpb:.8f}"))
     elif how == "none" and rep.val_bpb is not None:
         untraced = summary["untraced_loss_calls"]
-        out.append(_finding("RP014", "C2", where, f"reported val_bpb {rep.val_bpb} is not reproduced by any traced scoring "
+        out.append(make_finding("RP014", "C2", where, f"reported val_bpb {rep.val_bpb} is not reproduced by any traced scoring "
                             f"pass (closest {c.val_bpb:.8f}): the counted probabilities are not those of the distributions "
                             "reaching the loss ops", severity="warning" if untraced else "error",
                             confidence="low" if untraced else "medium",
@@ -260,7 +261,7 @@ def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t,
         m = L.mutation_at(ledgers, first, "first_update_seq")
         where = locator.innermost(m["site"]) if m else locator.innermost(())
         what = "an optimizer step" if m and m["kind"] == "optimizer" else "a direct write (calibration, cache or parameter)"
-        out.append(_finding("RP020", "TTT-1", where, f"{what} used {early.size} validation positions before they were "
+        out.append(make_finding("RP020", "TTT-1", where, f"{what} used {early.size} validation positions before they were "
                             f"scored (first: position {first}); only already-scored tokens may influence the model",
                             evidence=f"{m['kind']} {m['name']} at {_site_text(m['site'])}" if m else ""))
         violation = {"position": first, "update": (m or {}).get("name"), "kind": (m or {}).get("kind"), "line": where[1], "rule": "TTT-1"}
@@ -272,7 +273,7 @@ def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t,
         first_event = _score_event_at(ledgers, p, first_score_t[p])
         counted_event = _score_event_at(ledgers, p, counted_t[p])
         where = locator.first_difference(counted_event["site"], first_event["site"]) if first_event and counted_event else locator.innermost(c.pass_.site)
-        out.append(_finding("RP021", "TTT-2", where, f"the reported sum re-scores {rescored.size} positions after the model "
+        out.append(make_finding("RP021", "TTT-2", where, f"the reported sum re-scores {rescored.size} positions after the model "
                             f"was updated on them (first: position {p}): it reports s_1, not the first-pass s_0",
                             evidence=f"first scored at {_site_text(first_event['site']) if first_event else '?'}; counted at "
                                      f"{_site_text(counted_event['site']) if counted_event else '?'}"))
@@ -295,7 +296,7 @@ def _check_c2(ledgers, locator) -> list[Finding]:
         return []
     first = min(bad, key=lambda b: b["seq"])
     rows = sum(b["rows"] for b in bad)
-    return [_finding("RP030", "C2", locator.innermost(first["site"]), f"{rows} scored distributions do not sum to 1 over the "
+    return [make_finding("RP030", "C2", locator.innermost(first["site"]), f"{rows} scored distributions do not sum to 1 over the "
                      f"vocabulary (e.g. {first['worst']:.4f}): the score must come from a normalised distribution",
                      evidence=f"{first['space']} read at the target, {first['rows']} of {first['of']} rows off")]
 
@@ -305,7 +306,7 @@ def _check_network(ledgers, locator) -> list[Finding]:
     if not attempts:
         return []
     a = attempts[0]
-    return [_finding("RP040", "NET-1", locator.innermost(a["site"]), f"{len(attempts)} network access attempt(s), first to "
+    return [make_finding("RP040", "NET-1", locator.innermost(a["site"]), f"{len(attempts)} network access attempt(s), first to "
                      f"{a['host']}:{a['port']}; evaluation must be self-contained")]
 
 
@@ -318,13 +319,11 @@ def _check_budget(c, ledgers, budget_s, locator, summary) -> list[Finding]:
     first_score = min(e["t"] for e in scores)
     # evaluation starts after the last optimizer step on training data only (no validation position)
     train_steps = [m["t"] for led in ledgers for m in led["mutations"] if m["kind"] == "optimizer" and not m["fed"] and m["t"] <= end]
-    start = max(train_steps) if train_steps and max(train_steps) > first_score else first_score
-    if train_steps and max(train_steps) <= first_score:
-        start = max(train_steps)
+    start = max(train_steps) if train_steps else first_score
     seconds = end - start
     summary["eval_seconds"] = seconds
     if seconds > budget_s:
-        return [_finding("RP050", "BUD-E", locator.innermost(c.pass_.site if c else ()), f"evaluation took {seconds:.1f} s "
+        return [make_finding("RP050", "BUD-E", locator.innermost(c.pass_.site if c else ()), f"evaluation took {seconds:.1f} s "
                          f"in the replay, over the {budget_s:.0f} s budget")]
     return []
 

@@ -4,8 +4,9 @@ A *site* is where a loss op ran in the submission (its stack of submission frame
 scoring events of one site form a *pass* until an event goes back to (or before) the first
 position of the current pass: a re-evaluation starts a new pass, while overlapping windows and the
 chunks of a TTT loop stay in one. The k-th pass of a site on every rank is one pass of the run.
-For each pass the candidate reported sums are computed: every scored instance ("all"), or only
-each position's first or last instance when a position was scored several times.
+For each pass the candidate reported sums are computed: the instances the run summed ("reduced",
+when it summed only some of what it scored), every scored instance ("all"), or only each
+position's first or last instance when a position was scored several times.
 """
 
 from __future__ import annotations
@@ -52,14 +53,16 @@ class Pass:
     def end_time(self) -> float:
         return max(e["t"] for _, e in self.events)
 
-    def instances(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """positions, losses, times and event numbers (index in pass order) of every scored instance."""
-        ordered = sorted(self.events, key=lambda re: re[1]["t"])
-        pos = [e["positions"] for _, e in ordered]
-        loss = [e["losses"] for _, e in ordered]
-        times = [np.full(e["positions"].size, e["t"]) for _, e in ordered]
-        idx = [np.full(e["positions"].size, i) for i, (_, e) in enumerate(ordered)]
-        return np.concatenate(pos), np.concatenate(loss), np.concatenate(times), np.concatenate(idx)
+    def instances(self) -> tuple[np.ndarray, ...]:
+        """positions, losses, times, event numbers (index in pass order) and whether the run summed
+        it, of every scored instance."""
+        ordered = [e for _, e in sorted(self.events, key=lambda re: re[1]["t"])]
+        pos = [e["positions"] for e in ordered]
+        loss = [e["losses"] for e in ordered]
+        times = [np.full(e["positions"].size, e["t"]) for e in ordered]
+        idx = [np.full(e["positions"].size, i) for i, e in enumerate(ordered)]
+        reduced = [e.get("reduced", np.ones(e["positions"].size, dtype=bool)) for e in ordered]
+        return tuple(np.concatenate(x) for x in (pos, loss, times, idx, reduced))
 
 
 def site_key(site: tuple) -> tuple:
@@ -87,7 +90,7 @@ class Candidate:
     """One way a pass could make the reported sum."""
 
     pass_: Pass
-    variant: str  # all | first | last
+    variant: str  # reduced | all | first | last
     positions: np.ndarray
     losses: np.ndarray
     times: np.ndarray
@@ -105,10 +108,16 @@ class Candidate:
         return self.nll / (math.log(2.0) * self.n_bytes) if self.n_bytes else math.nan
 
 
+VARIANT_ORDER = ("reduced", "all", "first", "last")
+
+
 def candidates(p: Pass, byte_counts: np.ndarray) -> list[Candidate]:
-    """The 'all' reading of a pass, plus 'first' and 'last' when some position was scored twice."""
-    pos, loss, times, idx = p.instances()
+    """The readings of a pass: the instances the run summed ('reduced', when it summed only some),
+    every instance ('all'), and each position's first or last instance when some was scored twice."""
+    pos, loss, times, idx, reduced = p.instances()
     out = [_candidate(p, "all", pos, loss, times, idx, byte_counts)]
+    if reduced.any() and not reduced.all():
+        out.insert(0, _candidate(p, "reduced", pos[reduced], loss[reduced], times[reduced], idx[reduced], byte_counts))
     uniq, first_at = np.unique(pos, return_index=True)
     if uniq.size != pos.size:
         out.append(_candidate(p, "first", pos[first_at], loss[first_at], times[first_at], idx[first_at], byte_counts))

@@ -18,7 +18,7 @@ import numpy as np
 
 from audit.finding import Finding
 from audit.replay import ledger as L
-from audit.replay.invariants import PROBE_ATOL, Locator, _finding
+from audit.replay.invariants import PROBE_ATOL, Locator, make_finding
 from golf.data.shards import list_shards, read_shard, write_shard
 
 PROBE_SEED = 20240520
@@ -73,7 +73,7 @@ def compare(counted: L.Candidate, probe_ledgers: list[dict], base_ledgers: list[
     result = {"perturbed_from": k, "compared_positions": 0, "changed_positions": 0, "distributions_compared": 0,
               "distributions_changed": 0}
     if probe_pass is None:
-        return [_finding("RP061", "C1", where, f"perturbing validation tokens from position {k} on changed the scoring "
+        return [make_finding("RP061", "C1", where, f"perturbing validation tokens from position {k} on changed the scoring "
                          "itself (the counted pass did not happen again)", confidence="medium")], result
     probe_variant = next(c for c in L.candidates(probe_pass, np.zeros(base_ledgers[0]["stream_len"])) if c.variant == counted.variant)
     n = base_ledgers[0]["stream_len"]
@@ -99,7 +99,7 @@ def compare(counted: L.Candidate, probe_ledgers: list[dict], base_ledgers: list[
     if changed or dist_changed:
         first = min(changed + dist_changed)
         delta = abs(probe_loss[first] - base_loss[first])
-        findings.append(_finding("RP060", "C1", where, f"changing the validation tokens from position {k} on changed the "
+        findings.append(make_finding("RP060", "C1", where, f"changing the validation tokens from position {k} on changed the "
                                  f"counted scores of {len(changed)} earlier positions and {len(dist_changed)} predicted "
                                  f"distributions at or before {k} (first: position {first}); a score may depend only on "
                                  "the tokens before it", evidence=f"|Δ loss| at {first}: {delta:.3g}"))

@@ -10,7 +10,10 @@ positions (an embedding lookup, a comparison); a loss op whose target is shadowe
 cross_entropy and nll_loss, or a gather/advanced index of a probability or log-probability row at
 the target. A score records the per-position losses, whether autograd was recording, the Python
 stack inside the submission, and (for a few probe positions) the full distribution entering the
-loss; a gathered distribution is also checked to sum to 1 (C2).
+loss; a gathered distribution is also checked to sum to 1 (C2). The per-target loss tensor the run
+gets back carries a *loss shadow* (instance ids) through slices, casts, masks and elementwise maths,
+and its instances are marked counted where they reach a sum, a mean or .item(): a sliding window
+that computes the loss of every row but sums only its last rows counts only those.
 
 Mutations are optimizer steps (the global optimizer step hooks), in-place writes to the storage of
 a parameter or buffer seen in a forward, writes keyed by validation positions into any tensor (a
@@ -54,6 +57,7 @@ _SAME = {"clone", "contiguous", "detach", "to", "long", "int", "short", "type", 
 _INDEXED_WRITES = {"index_put_", "index_add_", "scatter_add_", "scatter_", "scatter_reduce_", "put_", "index_copy_", "index_fill_", "masked_scatter_"}
 _AUGMENTED = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
                                        "lshift", "rshift", "matmul")}
+_FLOAT_CASTS = {"double", "float", "half", "bfloat16"}
 _SCORE_CE = {"cross_entropy"}
 _SCORE_NLL = {"nll_loss"}
 
@@ -158,6 +162,8 @@ class Tracker(TorchFunctionMode):
         self._in_step = 0
         self._content_index = None
         self._hooks = []
+        self._instances = 0  # scored (position, loss) instances so far
+        self._reduced = np.zeros(1 << 16, dtype=bool)  # per instance: did it reach a sum
 
     # ----- set-up -------------------------------------------------------------------------------
     def install_hooks(self) -> None:
@@ -220,14 +226,22 @@ class Tracker(TorchFunctionMode):
             return np.zeros(0, dtype=np.uint64)
         return (t[:-3] << np.uint64(48)) | (t[1:-2] << np.uint64(32)) | (t[2:-1] << np.uint64(16)) | t[3:]
 
-    def _register(self, tensor, shadow) -> None:
+    def _register(self, tensor, shadow, loss: bool = False) -> None:
         key = id(tensor)
         shadows = self._shadows
-        self._shadows[key] = (weakref.ref(tensor, lambda _r, k=key: shadows.pop(k, None)), shadow)
+        self._shadows[key] = (weakref.ref(tensor, lambda _r, k=key: shadows.pop(k, None)), shadow, loss)
 
     def _shadow_of(self, t):
+        """The position shadow of a token tensor (None for anything else)."""
         entry = self._shadows.get(id(t))
-        if entry is not None and entry[0]() is t:
+        if entry is not None and not entry[2] and entry[0]() is t:
+            return entry[1]
+        return None
+
+    def _loss_of(self, t):
+        """The instance ids of a tensor of recorded losses (None for anything else)."""
+        entry = self._shadows.get(id(t))
+        if entry is not None and entry[2] and entry[0]() is t:
             return entry[1]
         return None
 
@@ -276,6 +290,11 @@ class Tracker(TorchFunctionMode):
         out = func(*args, **kwargs)
         grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         with torch._C.DisableTorchFunction():
+            losses = self._tagged_args(args, kwargs, loss=True)
+            if losses:
+                self._loss_flow(func, kind, args, kwargs, out, losses)
+            if not self._tagged_args(args, kwargs, loss=False):
+                return out
             if kind == K_MOVE:
                 self._propagate(func, args, kwargs, out, grad)
             elif kind == K_GETITEM:
@@ -301,6 +320,107 @@ class Tracker(TorchFunctionMode):
                 if kind == K_INPLACE and args and self._shadow_of(args[0]) is not None and id(args[0]) in self._shadows:
                     self._shadows.pop(id(args[0]), None)  # arithmetic in place: no longer tokens
         return out
+
+    def _tagged_args(self, args, kwargs, loss: bool) -> list:
+        """(tensor, shadow) of the arguments carrying a loss (or a position) shadow."""
+        get = self._loss_of if loss else self._shadow_of
+        found = []
+        for a in list(args) + list(kwargs.values()):
+            for b in (a if type(a) in (list, tuple) else (a,)):
+                if isinstance(b, torch.Tensor):
+                    ids = get(b)
+                    if ids is not None:
+                        found.append((b, ids))
+        return found
+
+    # ----- where the recorded losses go: which of them reach a sum ---------------------------------
+    def _loss_flow(self, func, kind, args, kwargs, out, found) -> None:
+        """Carry instance ids through moves and elementwise maths; mark them counted at a reduction.
+
+        A loss tensor sliced, cast, masked (multiplied by a 0/1 mask, where, masked_fill) or mapped
+        elementwise keeps its instance ids; summed, averaged, read with .item()/.tolist(), or
+        folded into a smaller tensor by any other op, its instances are counted ("reduced")."""
+        name = getattr(func, "__name__", "")
+        data = args[0] if args else None
+        if kind == K_SETITEM:
+            dst, index, value = args[0], args[1], args[2]
+            ids = self._loss_of(value) if isinstance(value, torch.Tensor) else None
+            if ids is not None and dst.is_floating_point():
+                dids = self._loss_of(dst)
+                if dids is None:
+                    dids = torch.full(dst.shape, -1, dtype=torch.int64, device=dst.device)
+                    self._register(dst, dids, loss=True)
+                dids[index] = ids.to(dids.device)
+            return
+        outs = out if type(out) in (list, tuple) else (out,)
+        if not all(isinstance(o, torch.Tensor) for o in outs):
+            self._reduce(found)  # .item(), .tolist(), float(...)
+            return
+        if kind in (K_MOVE, K_GETITEM, K_GATHER) or name in _FLOAT_CASTS:
+            sdata = self._loss_of(data) if isinstance(data, torch.Tensor) else None
+            if type(data) in (list, tuple):
+                sdata = type(data)(self._loss_of(t) if self._loss_of(t) is not None else
+                                   torch.full(t.shape, -1, dtype=torch.int64, device=t.device) for t in data)
+            if sdata is None:
+                return  # a loss used as an index or similar: not a sum
+            if name in _SAME or name in _FLOAT_CASTS:
+                res = (sdata,)
+            else:
+                skw = {k: v for k, v in kwargs.items() if k not in ("out", "dtype", "memory_format", "device", "non_blocking")}
+                try:
+                    res = func(sdata, *args[1:], **skw)
+                except Exception:
+                    self._reduce(found)
+                    return
+                res = tuple(res) if type(res) in (list, tuple) else (res,)
+            for o, r in zip(outs, res):
+                if isinstance(r, torch.Tensor) and r.shape == o.shape:
+                    self._register(o, r.to(o.device), loss=True)
+            return
+        if kind == K_SELECT:
+            self._select_ids(func, args, out)
+            return
+        largest = max(ids.numel() for _, ids in found)
+        if out.numel() < largest:
+            self._reduce(found)  # sum, mean, or anything else that folds the losses together
+            return
+        ids = found[0][1]
+        try:
+            ids = ids.to(out.device).expand(out.shape) if ids.shape != out.shape else ids.to(out.device)
+        except RuntimeError:
+            self._reduce(found)
+            return
+        if name in ("mul", "__mul__", "__rmul__", "multiply", "mul_", "__imul__"):
+            other = next((a for a in args if isinstance(a, torch.Tensor) and a is not found[0][0]), None)
+            if other is not None:  # a 0/1 mask drops what it zeroes
+                ids = torch.where((other != 0).to(out.device).expand(out.shape), ids, -1)
+        self._register(out, ids.clone() if ids.data_ptr() == found[0][1].data_ptr() else ids, loss=True)
+
+    def _select_ids(self, func, args, out) -> None:
+        name = getattr(func, "__name__", "")
+        if name == "masked_fill":
+            cond, a, b = ~args[1], args[0], None
+        elif len(args) == 3 and isinstance(args[1], torch.Tensor) and args[1].dtype == torch.bool and args[0].dtype != torch.bool:
+            cond, a, b = args[1], args[0], args[2]
+        elif len(args) == 3:
+            cond, a, b = args
+        else:
+            return
+
+        def ids(x):
+            got = self._loss_of(x) if isinstance(x, torch.Tensor) else None
+            return got if got is not None else torch.full((), -1, dtype=torch.int64, device=out.device)
+
+        merged = torch.where(cond.to(out.device), ids(a).to(out.device), ids(b).to(out.device))
+        if merged.shape == out.shape:
+            self._register(out, merged, loss=True)
+
+    def _reduce(self, found) -> None:
+        for _, ids in found:
+            flat = ids.reshape(-1)
+            hit = flat[flat >= 0].cpu().numpy()
+            if hit.size:
+                self._reduced[hit] = True
 
     def _positions_in(self, args, kwargs) -> np.ndarray:
         found = []
@@ -405,7 +525,7 @@ class Tracker(TorchFunctionMode):
             for dim_size, i in zip(data.shape[:-1], lead):
                 flat = flat * dim_size + i.long()
             rows = data.reshape(-1, data.shape[-1])[flat.reshape(-1)]
-            self._score_rows("index", rows, tgt.reshape(-1), target_shadow.expand(tgt.shape).reshape(-1), out.reshape(-1), grad)
+            self._score_rows("index", rows, target_shadow.expand(tgt.shape).reshape(-1), out, grad)
             return
         positions = self._positions_in(args, {})
         self._consume(positions, grad)
@@ -431,7 +551,7 @@ class Tracker(TorchFunctionMode):
             rows = moved.reshape(-1, moved.shape[-1])
             tgt = index.movedim(dim, -1).reshape(-1)
             if rows.shape[0] == tgt.numel():
-                self._score_rows("gather", rows, tgt, ishadow.movedim(dim, -1).reshape(-1), out.movedim(dim, -1).reshape(-1), grad)
+                self._score_rows("gather", rows, ishadow.movedim(dim, -1).reshape(-1), out, grad)
                 return
         self._consume(self._positions_in(args, kwargs), grad)
         self._lookup(data)
@@ -485,20 +605,22 @@ class Tracker(TorchFunctionMode):
         ignore = opts.get("ignore_index", -100)
         keep = target.reshape(-1) != ignore
         self._record_score("ce" if kind == K_CE else "nll", ts.reshape(-1), per.reshape(-1), keep, rows,
-                           "logits" if kind == K_CE else "logprobs", target.reshape(-1), grad)
+                           "logits" if kind == K_CE else "logprobs", grad, out if reduction == "none" else None)
 
-    def _score_rows(self, kind, rows, targets, positions, gathered, grad) -> None:
+    def _score_rows(self, kind, rows, positions, gathered, grad) -> None:
         lo, hi = float(rows.min()), float(rows.max())
         if lo >= 0.0:  # probabilities, normalised or not (C2 checks the sums)
-            space, losses = "probs", -torch.log(gathered.double())
+            space, losses = "probs", -torch.log(gathered.reshape(-1).double())
         elif hi <= 1e-6:
-            space, losses = "logprobs", -gathered.double()
+            space, losses = "logprobs", -gathered.reshape(-1).double()
         else:  # raw logits read at the target (e.g. a hand-written logsumexp - logit): not a score
             self._consume(positions[positions >= 0].cpu().numpy(), grad)
             return
-        self._record_score(kind, positions, losses, None, rows, space, targets, grad)
+        self._record_score(kind, positions, losses, None, rows, space, grad, gathered)
 
-    def _record_score(self, kind, positions, losses, keep, rows, space, targets, grad) -> None:
+    def _record_score(self, kind, positions, losses, keep, rows, space, grad, output) -> None:
+        """Record one scoring op. `output` is the per-target tensor the run gets back (its loss
+        instances are followed to the sums that count them), or None for a reduced loss."""
         pos = positions.detach().cpu().numpy()
         mask = pos >= 1  # the first token of the stream is never a target
         if keep is not None:
@@ -515,8 +637,15 @@ class Tracker(TorchFunctionMode):
         led = self.ledger
         unseen = led.first_score_seq[p] < 0
         led.first_score_seq[p[unseen]] = seq
+        base = self._new_instances(p.size)
+        if output is None:
+            self._reduced[base:base + p.size] = True
+        else:
+            ids = torch.full((output.numel(),), -1, dtype=torch.int64)
+            ids[torch.from_numpy(sel)] = torch.arange(base, base + p.size, dtype=torch.int64)
+            self._register(output, ids.reshape(output.shape).to(output.device), loss=True)
         led.scores.append(dict(seq=seq, t=time.time(), positions=p.astype(np.int64), losses=values, grad=grad,
-                               kind=kind, site=site))
+                               kind=kind, site=site, instance_base=base))
         if space != "logits":
             self._check_normalised(rows, space, sel, seq, site)
         if self.capture:
@@ -525,6 +654,15 @@ class Tracker(TorchFunctionMode):
                 row = rows[int(sel[i])].detach().double()
                 logd = torch.log_softmax(row, -1) if space == "logits" else (torch.log(row) if space == "probs" else row)
                 led.dists.setdefault(int(p[i]), []).append((seq, logd.cpu().numpy()))
+
+    def _new_instances(self, n: int) -> int:
+        base = self._instances
+        self._instances += n
+        if self._instances > self._reduced.size:
+            grown = np.zeros(max(self._instances, 2 * self._reduced.size), dtype=bool)
+            grown[: self._reduced.size] = self._reduced
+            self._reduced = grown
+        return base
 
     def _check_normalised(self, rows, space, sel, seq, site) -> None:
         picked = rows[torch.as_tensor(sel, device=rows.device)].double()
@@ -640,6 +778,9 @@ class Tracker(TorchFunctionMode):
 
     def finish(self) -> LedgerData:
         self._check_versions()
+        for event in self.ledger.scores:
+            base = event["instance_base"]
+            event["reduced"] = self._reduced[base:base + event["positions"].size].copy()
         self.ledger.finished = time.time()
         return self.ledger
 
