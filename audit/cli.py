@@ -61,7 +61,10 @@ def audit_static(path: str, logs: tuple[str, ...] = ()) -> Report:
             raise
         report.error = f"internal error: {type(exc).__name__}: {exc}"
         return report
+    from audit.static.evidence import code_inventory
+
     normalized = ctx.normalized
+    inventory = code_inventory(ctx)
     root = Path(path) if Path(path).is_dir() else Path(path).parent
     report.stats = {
         "root": root.as_posix(),
@@ -69,6 +72,9 @@ def audit_static(path: str, logs: tuple[str, ...] = ()) -> Report:
         "files": normalized.files,
         "lines": normalized.text.count("\n"),
         "bytes": sum(len(sub.python[f].encode("utf-8")) for f in normalized.files if f in sub.python),
+        "code_bytes": {"entry": inventory.entry_bytes, "entry_decoded": inventory.decoded_bytes,
+                       "entry_is_wrapper": inventory.entry_is_wrapper, "all_shipped": inventory.shipped_bytes,
+                       "shipped_files": len(inventory.shipped)},
         "logs": sorted(sub.logs),
         "config_source": ctx.config_source,
         "normalization": _notes(normalized),
