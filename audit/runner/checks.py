@@ -123,7 +123,7 @@ def claim_findings(meta: dict[str, Any], summaries: Sequence[RunSummary], reprod
     out = []
     scored = [s for s in summaries if s.val_bpb is not None]
     severity = "warning" if reproduced else "error"
-    what = "the re-run" if reproduced else "the logs"
+    what, gives = ("the re-run", "gives") if reproduced else ("the logs", "give")
     floor = tolerance if reproduced else 0.0
 
     claimed_seeds = _claimed_seeds(meta)
@@ -138,7 +138,7 @@ def claim_findings(meta: dict[str, Any], summaries: Sequence[RunSummary], reprod
         if isinstance(row, dict) and isinstance(row.get("val_bpb"), (int, float)):
             if _differ(row["val_bpb"], s.val_bpb, floor):
                 out.append(_finding("PG910", "STAT-2", f"seed {s.seed}: submission.json says val_bpb {row['val_bpb']} "
-                                    f"but {what} give {s.val_bpb}", "submission.json", severity=severity,
+                                    f"but {what} {gives} {s.val_bpb}", "submission.json", severity=severity,
                                     evidence=f"{s.source}: {s.score_label} val_bpb:{s.val_bpb}"))
     claimed = meta.get("val_bpb")
     if isinstance(claimed, (int, float)) and scored:
@@ -184,7 +184,8 @@ def significance_findings(stats: dict[str, Any]) -> list[Finding]:
                 + "; ".join(f"{t['rule']} p={t['p_value'] if t['p_value'] is None else format(t['p_value'], '.4g')}"
                             for t in (readme, frontier)))
     if frontier["passed"] is not True:
-        why = frontier["note"] or f"one-sided Welch p = {frontier['p_value']:.4g}, not < {frontier['alpha']}"
+        test = "Welch t-test" if frontier["test"] == "welch" else "one-sample t-test"
+        why = frontier["note"] or f"one-sided {test} p = {frontier['p_value']:.4g}, not < {frontier['alpha']}"
         return [_finding("PG911", "STAT-1", f"not a significant improvement on the record ({why})", evidence=evidence)]
     if readme["passed"] is not True:
         return [_finding("PG911", "STAT-1", "beats the record at p < 0.25 (frontier practice) but not by 0.005 nats "

@@ -152,7 +152,7 @@ def _run_seeds(args, folder: Path, seeds: list[int], env: dict[str, str]):
     results = []
     columns = (TextColumn("seed {task.fields[seed]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
-        tasks = {seed: progress.add_task("", total=None, seed=seed) for seed in seeds}
+        tasks = {seed: progress.add_task("", total=None, start=False, seed=seed) for seed in seeds}
         for seed in seeds:
             task = tasks[seed]
             progress.start_task(task)
