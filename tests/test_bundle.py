@@ -1,5 +1,5 @@
-"""golf/bundle.py: one self-contained train_gpt.py from golf/ (its standalone run is checked against
-`golf train` in tests/test_submit.py)."""
+"""golf/bundle.py: one self-contained train_gpt.py from golf/ (tests/test_submit.py runs it standalone
+and checks that it reproduces the run it was built from)."""
 
 import ast
 
