@@ -49,6 +49,8 @@ class Note:
 
 @dataclass
 class Normalized:
+    """A file with its shims, indirection and helper modules unwrapped, and where each line came from."""
+
     text: str
     origins: list[tuple[str, int]]  # origins[i] = (original path, original line) of line i+1
     notes: list[Note] = field(default_factory=list)
