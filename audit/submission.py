@@ -198,7 +198,7 @@ def load_submission(path: str | Path, extra_logs: list[str | Path] = ()) -> Subm
             raise GolfError(f"{log}: no such log file")
         if log.stat().st_size > MAX_TEXT_BYTES:
             raise GolfError(f"{log}: over the {MAX_TEXT_BYTES:,}-byte limit")
-        texts[f"<log>/{log.name}"] = _decode(str(log), log.read_bytes())
+        texts[f"<log>/{log}"] = _decode(str(log), log.read_bytes())  # named as given: outside the folder
     entry = path.name if path.is_file() else None
     if path.is_dir() and not any(rel.endswith(".py") for rel in texts):
         raise GolfError(f"{path}: no Python file in the folder")

@@ -121,3 +121,15 @@ def test_static_audit_never_imports_torch():
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["reports"][0]["verdict"] == "PASS"
+
+
+def test_log_given_with_a_single_file(tmp_path, capsys):
+    log = tmp_path / "seed9.log"
+    log.write_text((FIXTURES / "legal_record" / "train_seed1.log").read_text()
+                   .replace("train_time:590012ms", "train_time:601412ms"))
+    entry = str(FIXTURES / "legal_record" / "train_gpt.py")
+    assert main(["audit", entry, "--log", str(log), "--format", "github"]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"::error file={log},line=8,") and "title=PG004 BUD-T::" in line
+    assert main(["audit", entry, "--log", str(tmp_path / "missing.log")]) == 2
+    assert "no such log file" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audit.finding import Report
-from audit.report.common import sorted_findings
+from audit.report.common import location, sorted_findings
 
 STYLES = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "ERROR": "bold magenta"}
 SEVERITY_STYLES = {"error": "red", "warning": "yellow", "note": "dim"}
@@ -51,7 +51,8 @@ def _table(report: Report) -> Table:
     table.add_column("location", overflow="fold", ratio=1)
     table.add_column("message", ratio=3)
     for f in sorted_findings(report.findings):
-        where = (f.path or ".") + (f":{f.line}" if f.line else "")  # relative: the panel names the folder
+        where = location(report, f) if f.path.startswith("<log>/") else (f.path or ".")  # the panel names the folder
+        where += f":{f.line}" if f.line else ""
         table.add_row(Text(f.severity, style=SEVERITY_STYLES[f.severity]), f.code, f.rule, where,
                       f.message + ("" if f.confidence == "high" else f" ({f.confidence} confidence)"))
     return table
