@@ -378,6 +378,9 @@ class _Evaluator:
     def dotted(self, node: ast.expr) -> str | None:
         if isinstance(node, ast.Name):
             return self.aliases.get(node.id, node.id)
+        if (isinstance(node, ast.Call) and len(node.args) == 1 and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str) and self.dotted(node.func) in ("__import__", "importlib.import_module")):
+            return node.args[0].value  # __import__("lzma").decompress
         if isinstance(node, ast.Attribute):
             base = self.dotted(node.value)
             return f"{base}.{node.attr}" if base else None

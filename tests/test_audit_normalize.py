@@ -142,3 +142,10 @@ def test_python_312_fstrings_become_parseable():
     n = normalize_source(lzma_shim(code), "train_gpt.py")
     ast.parse(n.text)  # the quotes inside the replacement field were swapped
     assert "print(f\"{', '.join(names)}\")" in n.text
+
+
+def test_dunder_import_form():
+    packed = base64.b64encode(zlib.compress(CODE.encode())).decode()
+    n = normalize_source(f'exec(__import__("zlib").decompress(__import__("base64").b64decode("{packed}")))\n',
+                         "train_gpt.py")
+    assert "def eval_val(model, val_tokens):" in n.text and "zlib+base64" in n.notes[0].detail
