@@ -79,3 +79,13 @@ def test_helpers_native_code_and_totals(capsys):
     assert rc == 0 and finding["severity"] == "warning" and finding["line"] == 4
     for fact in ("ngram_helper.py", "`g++`", "kernels/fused.cpp", "counted code 500 B", "all shipped code"):
         assert fact in finding["message"]
+
+
+def test_a_shipped_model_plus_code_over_the_limit(tmp_path, capsys):
+    folder = tmp_path / "shipped_model"
+    shutil.copytree(LEGAL, folder)
+    with open(folder / "final_model.int6.ptz", "wb") as f:  # sparse: only its size is read
+        f.truncate(15_995_000)
+    rc, report = _audit(capsys, folder)
+    (finding,) = [f for f in report["findings"] if f["code"] == "PG001"]
+    assert rc == 1 and finding["path"] == "final_model.int6.ptz" and "15,995,000" in finding["message"]

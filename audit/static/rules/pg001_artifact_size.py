@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
-from audit.static.evidence import ARTIFACT_LIMIT, claims, code_inventory, log_line, run_logs
+from audit.static.evidence import ARTIFACT_LIMIT, claims, code_inventory, file_sizes, log_line, run_logs
 from audit.static.rule import Rule
 
+
+
+# a serialised model shipped in the folder: final_model.int6.ptz, model.pt.zst, quantized.lzma ...
+_MODEL_FILE = re.compile(r"\.ptz$|model[^/]*\.(pt|pth|bin|zst|xz|lzma|br|bz2|gz)$", re.IGNORECASE)
 
 
 class ArtifactOverLimit(Rule):
@@ -14,8 +18,9 @@ class ArtifactOverLimit(Rule):
     (decimal) bytes: "16,000,000 total bytes" in the README FAQ, applied by regina-openai on #1835
     (16,071,321) and cocohearts on #1959 (15,976,086 + 66,546 = 16,042,632).
 
-    Reads the totals the run logs print (`Total submission size …: N bytes`) and the sizes
-    submission.json claims. When a logged run was over the limit but the model bytes plus the code
+    Reads the totals the run logs print (`Total submission size …: N bytes`), the sizes
+    submission.json claims, and a serialised model shipped in the folder (final_model.int6.ptz)
+    plus the code. When a logged run was over the limit but the model bytes plus the code
     as shipped now fit (the code was re-packed after the run), the finding is a warning: the
     numbers need a re-run to be trusted.
     """
@@ -64,6 +69,12 @@ class ArtifactOverLimit(Rule):
                             "would fit: the code changed after this run, re-run to prove the size")
                 severity = "warning"
             yield self.finding(None, line, message, evidence=evidence, path=name, severity=severity)
+        sizes = file_sizes(ctx)
+        for name, size in sorted(sizes.items()):
+            if _MODEL_FILE.search(name.rsplit("/", 1)[-1]) and size + shipped_code > ARTIFACT_LIMIT:
+                yield self.finding(None, 0, f"the shipped model {name} ({size:,} bytes) plus the code ({shipped_code:,} "
+                                   f"bytes) is {size + shipped_code:,} bytes, over the {ARTIFACT_LIMIT:,}-byte limit",
+                                   path=name, evidence=f"{name}: {size} bytes")
         claimed = claims(ctx).artifact_bytes
         if claimed is not None and claimed[0] > ARTIFACT_LIMIT:
             yield self.finding(None, 0, f"{claimed[1]} claims {claimed[0]:,} bytes, over the "
