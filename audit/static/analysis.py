@@ -61,6 +61,8 @@ class Guard:
 
 
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+# Load/Store contexts and operator tokens: no pass looks them up, and they are a third of the nodes
+_LEAVES = (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop)
 
 
 @dataclass
@@ -118,7 +120,14 @@ class Index:
                 inner = node
             else:
                 inner = owner
-            for child in reversed(list(ast.iter_child_nodes(node))):
+            children = []
+            for fname in node._fields:
+                value = getattr(node, fname, None)
+                if value.__class__ is list:
+                    children.extend(v for v in value if isinstance(v, ast.AST) and not isinstance(v, _LEAVES))
+                elif isinstance(value, ast.AST) and not isinstance(value, _LEAVES):
+                    children.append(value)
+            for child in reversed(children):
                 stack.append((child, node, inner, None if isinstance(child, ast.stmt) else stmt))
         return idx
 

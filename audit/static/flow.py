@@ -832,7 +832,9 @@ class FlowAnalysis:
         out = []
         mutators = [e for e in f.events if e.kind == "update" and e.status == "scored" and e.via
                     and self.is_val(e.kinds, f)]
-        knobs = [e for e in f.events if e.kind == "knob"]
+        # a knob written directly in the straight-line evaluation sequence, not a schedule inside the
+        # training loop (which also runs periodic evaluations)
+        knobs = [e for e in f.events if e.kind == "knob" and not e.via and not self._loops(e.node, f)]
         for s in scores:
             if not s.via:
                 continue

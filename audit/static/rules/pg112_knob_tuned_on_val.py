@@ -21,7 +21,22 @@ class KnobTunedOnValidation(FlowRule):
     references = ("#991", "#1004", "#1991", "#2098", "#642")
     summary = "an eval knob is set after scoring and the validation set is scored again with it"
 
-    VALID = _legal.ALL
+    VALID = _legal.ALL + [
+        _legal.HEADER + '''
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    luts = build_luts(args)
+    for step in range(20000):
+        if step % 4000 == 0:
+            print(f"step:{step} val_bpb:{eval_val(args, model, val_tokens, luts):.4f}")
+        model.late_gate_ramp.fill_(min(step / 10000, 1.0))
+        train_step(model, args)
+    print(f"final val_bpb:{eval_val(args, model, val_tokens, luts):.4f}")
+''',
+    ]
     INVALID = [
         _legal.NO_TTT.replace(
             '    print(f"final val_bpb:{val_bpb:.6f}")',
