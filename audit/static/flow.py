@@ -831,7 +831,7 @@ class FlowAnalysis:
         """A score call after a call that trained on val (score-first TTT mutated the model): s_1."""
         out = []
         mutators = [e for e in f.events if e.kind == "update" and e.status == "scored" and e.via
-                    and self.is_val(e.kinds, f)]
+                    and self.is_val(e.kinds, f) and not _on_a_copy(e.node)]
         # a knob written directly in the straight-line evaluation sequence, not a schedule inside the
         # training loop (which also runs periodic evaluations)
         knobs = [e for e in f.events if e.kind == "knob" and not e.via and not self._loops(e.node, f)]
@@ -1144,6 +1144,12 @@ def _is_lut(node: ast.AST) -> bool:
     """A byte/boundary lookup table of the tokenizer (base_bytes_lut[tgt] is the canonical use)."""
     text = ast.unparse(node).lower()
     return "lut" in text or "byte" in text or "boundary" in text or "leading_space" in text
+
+
+def _on_a_copy(call: ast.AST) -> bool:
+    """`eval_ttt(copy.deepcopy(model), ...)`: the training happens on a throw-away copy."""
+    return isinstance(call, ast.Call) and any(
+        isinstance(a, ast.Call) and callee_name(a) in ("deepcopy", "copy") for a in call.args)
 
 
 def _has(kinds: Iterable[str], prefix: str) -> bool:

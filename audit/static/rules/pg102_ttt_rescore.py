@@ -25,7 +25,14 @@ class RescoreAfterAdaptation(FlowRule):
     references = ("#991", "#568", "#642", "#684", "Issue #1017")
     summary = "validation tokens are scored again after the model trained on them (s_1 reported)"
 
-    VALID = _legal.ALL
+    VALID = _legal.ALL + [
+        # each TTT variant adapts a throw-away copy; the model that is scored last never trained
+        _legal.SCORE_FIRST_TTT.replace(
+            "        ttt_bpb = eval_val_sliding_ttt(args, model, val_tokens, base_bytes_lut)",
+            "        ttt_bpb = eval_val_sliding_ttt(args, copy.deepcopy(model), val_tokens, base_bytes_lut)\n"
+            "        base_bpb = eval_val(args, model, val_tokens, base_bytes_lut)",
+        ).replace("import os, glob, math", "import copy, os, glob, math"),
+    ]
     INVALID = [
         _legal.SCORE_FIRST_TTT.replace(
             '        print(f"final_ttt val_bpb:{ttt_bpb:.6f}")',
