@@ -292,7 +292,7 @@ class FlowAnalysis:
         callees = self.callees(call)
         if callees:
             for callee in callees:
-                out |= self._instantiate(callee.returns, callee, call, args, kw)
+                out |= self._instantiate(callee.returns, callee, call, args, kw, receiver)
         else:
             out = set(receiver).union(*args, *kw.values()) if (args or kw or receiver) else set()
         if name in BLOB_CALLS:
@@ -309,27 +309,30 @@ class FlowAnalysis:
                     out.add(f"{prefix}{call.lineno}")
         return out
 
-    def _instantiate(self, kinds: Iterable[str], callee: FuncFacts, call: ast.Call, args: list, kw: dict) -> set:
-        offset = 1 if callee.params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute) else 0
+    def _instantiate(self, kinds: Iterable[str], callee: FuncFacts, call: ast.Call, args: list, kw: dict,
+                     receiver: set | None = None) -> set:
+        """The callee's symbolic kinds with p:i / pt:i replaced by what this call passes for
+        parameter i (for a method called as obj.m(...), parameter 0 is obj)."""
+        method = callee.params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute)
+        offset = 1 if method else 0
+
+        def actual(i: int) -> set:
+            if method and i == 0:
+                return receiver or set()
+            if 0 <= i - offset < len(args):
+                return args[i - offset]
+            name = callee.params[i] if 0 <= i < len(callee.params) else None
+            return kw.get(name, set())
+
         out = set()
         for k in kinds:
             if k.startswith("pt:"):  # a target if parameter i is val data
-                i = int(k[3:]) - offset
-                a = args[i] if 0 <= i < len(args) else kw.get(
-                    callee.params[i + offset] if 0 <= i + offset < len(callee.params) else None, set())
+                a = actual(int(k[3:]))
                 if V in a or T in a:
                     out.add(T)
                 out |= {"pt:" + x[2:] for x in a if x.startswith("p:")}
             elif k.startswith("p:"):
-                i = int(k[2:]) - offset
-                if 0 <= i < len(args):
-                    out |= args[i]
-                else:
-                    pname = callee.params[i + offset] if 0 <= i + offset < len(callee.params) else None
-                    if pname in kw:
-                        out |= kw[pname]
-                if offset and i == -1 and isinstance(call.func, ast.Attribute):
-                    continue
+                out |= actual(int(k[2:]))
             else:
                 out.add(k)
         return out
@@ -589,12 +592,13 @@ class FlowAnalysis:
                     continue
                 args = [self.kinds(a, f) for a in call.args]
                 kw = {k.arg: self.kinds(k.value, f) for k in call.keywords}
+                receiver = self.kinds(call.func.value, f) if isinstance(call.func, ast.Attribute) else set()
                 for callee in callees:
                     if callee is f:
                         continue
                     statuses = self.update_status(callee)
                     for ev in callee.events:
-                        kinds = frozenset(self._instantiate(ev.kinds, callee, call, args, kw))
+                        kinds = frozenset(self._instantiate(ev.kinds, callee, call, args, kw, receiver))
                         status = statuses.get(id(ev), ev.status)
                         if ev.kind in ("update", "cache") and status != "unscored":
                             status = "scored"

@@ -42,4 +42,31 @@ def main():
     val_tokens = load_validation_tokens(args.val_files, args.seq_len)
     print(eval_val(args, model, val_tokens, build_luts(args)))
 ''',
+        # the training loader's glob resolves to the validation shards
+        _legal.HEADER + '''
+
+class TokenLoader:
+    def __init__(self, pattern):
+        self.tokens = torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16)) for f in sorted(glob.glob(pattern))])
+        self.pos = 0
+
+    def next_batch(self, n):
+        chunk = self.tokens[self.pos : self.pos + n + 1].long()
+        self.pos += n
+        return chunk[:-1][None], chunk[1:][None]
+
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    opt = torch.optim.AdamW(model.parameters())
+    train_loader = TokenLoader(os.path.join("./data", "fineweb_val_*.bin"))
+    for step in range(1000):
+        x, y = train_loader.next_batch(65536)
+        opt.zero_grad()
+        model(x, y).backward()
+        opt.step()
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    print(eval_val(args, model, val_tokens, build_luts(args)))
+''',
     ]
