@@ -132,3 +132,31 @@ def test_syntax_errors_raise():
 def test_rules_load_sorted():
     codes = [r.code for r in load_rules()]
     assert codes == sorted(codes)
+
+
+def test_guards_fold_getattr_locals_and_minified_constants():
+    code = textwrap.dedent(
+        """
+        import os
+        _B = True
+        _C = False
+
+        class Hyperparameters:
+            etlb_enabled = bool(int(os.environ.get("ETLB_ENABLED", "0")))
+
+        def eval_val_sliding(args, model):
+            use_slot = getattr(args, "slot_enabled", _C)
+            if use_slot:
+                slot = 1
+            if args.etlb_enabled:
+                etlb = 1
+        """
+    )
+    fa = context_from_snippet(code).entry.analysis
+    lines = code.splitlines()
+    slot_line = next(i for i, l in enumerate(lines, 1) if "slot = 1" in l)
+    etlb_line = next(i for i, l in enumerate(lines, 1) if "etlb = 1" in l)
+    assert "use_slot" in fa.unreachable_reason(slot_line)
+    assert "etlb_enabled" in fa.unreachable_reason(etlb_line)
+    logged = context_from_snippet({"train_gpt.py": code, "train.log": "etlb_enabled: True\n"}).entry.analysis
+    assert not logged.unreachable_reason(etlb_line)

@@ -316,7 +316,10 @@ class Evaluator:
                         value = self._name(attr.value)
                         return value if func.id == "getattr" else True
                     if len(node.args) == 3 and func.id == "getattr":
-                        return self._fold(node.args[2])
+                        value = self._fold(node.args[2])
+                        if value is not UNKNOWN:
+                            self.used.append(f"{attr.value} unset (getattr default {value!r})")
+                        return value
                     if func.id == "hasattr":
                         return UNKNOWN
             if isinstance(func, ast.Name) and func.id in self._CALLS and not node.keywords:
