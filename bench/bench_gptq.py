@@ -2,7 +2,7 @@
 
 The tensor list is the real record GPT's (golf.model.GPT built on the meta device: d=512, 11
 layers, 8/8 heads, MLP 1792, BigramHash 8192x128, VE128 on layers 9 and 10), filled with random
-values: block matrices ~ N(0, weight_std^2), embedding tables ~ N(0, embed_std^2), control tensors
+values: block matrices normal or Laplace with std weight_std, embedding tables ~ N(0, embed_std^2), control tensors
 at their init values. Hessians come from random anisotropic activations, one per distinct layer
 input (q/k/v share theirs, as in the model). The whole state dict goes through the artifact path:
 prune -> GPTQ int5 / int8 tables / fp16 pass-through -> container -> zstd-22 vs lzma-9.
@@ -44,8 +44,16 @@ def random_activations(n_rows: int, dim: int, gen: torch.Generator, relu_squared
     return torch.relu(x).square() if relu_squared else x
 
 
-def record_state_and_hessians(num_layers: int, weight_std: float, embed_std: float, calib_rows: int,
-                              seed: int) -> tuple[dict, dict]:
+def random_weights(shape, std: float, dist: str, gen: torch.Generator) -> torch.Tensor:
+    """Normal, or Laplace (heavier tails, closer to trained weights' shape) with the same std."""
+    if dist == "laplace":
+        u = torch.rand(shape, generator=gen) - 0.5
+        return -torch.sign(u) * torch.log1p(-2 * u.abs()) * (std / 2**0.5)
+    return torch.randn(shape, generator=gen) * std
+
+
+def record_state_and_hessians(num_layers: int, weight_std: float, weight_dist: str, embed_std: float,
+                              calib_rows: int, seed: int) -> tuple[dict, dict]:
     hp = Hyperparameters.preset("record")
     hp.num_layers = num_layers
     hp.ve_layers = ",".join(str(i) for i in range(max(0, num_layers - 2), num_layers))
@@ -55,7 +63,7 @@ def record_state_and_hessians(num_layers: int, weight_std: float, embed_std: flo
     state = {}
     for name, (shape, dtype) in shapes.items():
         if default_is_block_matrix(name) and len(shape) == 2:
-            state[name] = torch.randn(shape, generator=gen) * weight_std
+            state[name] = random_weights(shape, weight_std, weight_dist, gen)
         elif len(shape) == 2 and shape.numel() > hp.fp16_passthrough_numel:
             state[name] = torch.randn(shape, generator=gen) * embed_std
         else:
@@ -80,14 +88,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mode", default="canonical", choices=("canonical", "pr1004"))
     parser.add_argument("--prune", type=float, default=0.05)
     parser.add_argument("--weight-std", type=float, default=0.5)
+    parser.add_argument("--weight-dist", default="normal", choices=("normal", "laplace"))
     parser.add_argument("--embed-std", type=float, default=0.02)
     parser.add_argument("--calib-rows", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=1337)
     args = parser.parse_args(argv)
 
     num_layers = 2 if args.quick else 11
-    state, hessians = record_state_and_hessians(num_layers, args.weight_std, args.embed_std,
-                                                args.calib_rows, args.seed)
+    state, hessians = record_state_and_hessians(num_layers, args.weight_std, args.weight_dist,
+                                                args.embed_std, args.calib_rows, args.seed)
     wall, cpu = time.perf_counter(), time.process_time()
     qstate = quantize_state_dict(state, hessians, mode=args.mode, prune_fraction=args.prune)
     quantize_wall, quantize_cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -106,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         "bench": "gptq",
         "layers": num_layers,
         "mode": args.mode,
+        "weights": f"{args.weight_dist}(std={args.weight_std})",
         "params": sum(t.numel() for t in state.values()),
         "quantize_seconds": round(quantize_wall, 2),  # prune + GPTQ + int8 tables, wall clock
         "quantize_cpu_seconds": round(quantize_cpu, 2),  # summed over torch's threads
