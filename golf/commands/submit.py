@@ -131,6 +131,8 @@ def _build(args, folder: Path, work: Path, data: Path, seeds: list[int], env: di
             raise BudgetExceeded(f"seed {seed}: artifact {result['artifact_bytes']:,} bytes > {ARTIFACT_LIMIT:,}; "
                                  "nothing was written")
         shutil.copyfile(out_dir / "train.log", folder / f"train_seed{seed}.log")
+        print(f"golf submit: seed {seed}: val_bpb {result['val_bpb']:.8f}, artifact {result['artifact_bytes']:,} bytes, "
+              f"train {result['train_seconds']:.1f} s, eval {result['eval_seconds']:.1f} s", file=sys.stderr)
         runs.append((seed, result, seed_run))
 
     meta = _submission_json(args, author, date, bundle, runs)
