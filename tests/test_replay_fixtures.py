@@ -6,6 +6,7 @@ Each replay runs the fixture's train_gpt.py in a subprocess on small shards in t
 mechanism under test, to keep the suite short.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def test_legal_score_first_ttt_passes_with_its_score_recomputed(data, tmp_path):
     assert probe["passed"] and probe["compared_positions"] > 1000 and probe["distributions_compared"] == 5
     assert [e["kind"] for e in s["timeline"]][:4] == ["score", "score", "update", "score"]
     assert s["network_attempts"] == 0 and 0 < s["eval_seconds"] < 600
+    json.dumps(s)  # goes into the audit JSON as it is
 
     # the same ledger judged against a budget it cannot meet
     ledgers = load_ledgers(tmp_path / "work" / "run" / "ledgers")

@@ -7,6 +7,8 @@ It runs the submission's file as __main__ (runpy), unedited, after installing th
   from_file) that tag a tensor equal to a stretch of the validation stream, which the boot module
   reads itself from the val shards named by GOLF_REPLAY_VAL;
 * torch.compile made the identity, so that every op runs eagerly in front of the recorder;
+* virtual clocks (time.time, monotonic, perf_counter advance a fixed tick per call), so that a
+  wallclock-driven schedule trains the same model in the baseline and in the probe run;
 * a network guard: connecting to (or resolving) anything but the loopback, or starting a download
   tool (curl, wget, ...), raises OSError and is recorded (NET-1);
 and, when the file finishes (or fails), writes this rank's ledger to GOLF_REPLAY_OUT/ledger-rank<R>.pkl.
@@ -18,6 +20,7 @@ GOLF_REPLAY_CAPTURE (comma-separated positions whose full distributions are kept
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import pickle
 import runpy
@@ -25,6 +28,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from audit.replay.tracker import Tracker
 from golf.data.shards import list_shards, read_shard
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
+CLOCK_TICK_S = 1e-3
 _DOWNLOAD_TOOLS = {"curl", "wget", "aria2c", "huggingface-cli", "hf", "scp", "rsync", "ssh", "nc", "ftp"}
 
 
@@ -112,6 +117,17 @@ def _install_tagging(tracker: Tracker) -> None:
             setattr(torch, name, wrap(getattr(torch, name)))
 
 
+def _install_virtual_clock() -> None:
+    """time.time/monotonic/perf_counter (and _ns) advance by CLOCK_TICK_S per call, from their values
+    now: schedules driven by the wallclock (the records' warmdown and stop) then do the same in the
+    baseline and the probe run, which must train the same model. The recorder keeps the real clock."""
+    ticks = itertools.count(1)
+    for name in ("time", "monotonic", "perf_counter"):
+        start = getattr(time, name)()
+        setattr(time, name, lambda start=start: start + next(ticks) * CLOCK_TICK_S)
+        setattr(time, name + "_ns", lambda start=start: int((start + next(ticks) * CLOCK_TICK_S) * 1e9))
+
+
 def _no_compile(model=None, *args, **kwargs):
     """torch.compile without compiling: the recorder must see every op."""
     if model is None:
@@ -140,6 +156,7 @@ def main(argv: list[str]) -> int:
     _install_network_guard(tracker)
     _install_tagging(tracker)
     torch.compile = _no_compile
+    _install_virtual_clock()
     tracker.install_hooks()
     sys.argv = [str(script), *argv[1:]]
     sys.path[0] = str(script.parent)

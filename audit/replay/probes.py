@@ -67,6 +67,11 @@ def write_perturbed(data_dir: Path, val_pattern: str, out_dir: Path, k: int, voc
 
 def compare(counted: L.Candidate, probe_ledgers: list[dict], base_ledgers: list[dict], k: int, locator: Locator) -> tuple[list[Finding], dict]:
     """C1 findings from the baseline's counted pass and the same pass in the probe run."""
+    before = (base_ledgers[0].get("fingerprint"), probe_ledgers[0].get("fingerprint"))
+    if None not in before and abs(before[0] - before[1]) > 1e-9 * max(1.0, abs(before[0])):
+        # the two runs trained different models: nothing can be concluded about the evaluation
+        return [], {"perturbed_from": k, "inconclusive": "the model differs between the runs before the first "
+                    "score (training is not deterministic)", "fingerprints": list(before)}
     key = L.site_key(counted.pass_.site)
     probe_pass = next((p for p in L.split_passes(probe_ledgers) if L.site_key(p.site) == key and p.index == counted.pass_.index), None)
     where = locator.innermost(counted.pass_.site)

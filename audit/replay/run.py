@@ -142,7 +142,8 @@ def run_replay(folder: Path, *, data: Path | None = None, tokenizer: Path | None
             _launch(script, probe_env, nproc, timeout_s, work / "probe")
             probe_findings, result = P.compare(counted, load_ledgers(work / "probe" / "ledgers"), ledgers, k, locator)
             findings += probe_findings
-            summary["probes"].append({"name": "perturb-from-position", **result, "passed": not probe_findings})
+            passed = None if "inconclusive" in result else not probe_findings
+            summary["probes"].append({"name": "perturb-from-position", **result, "passed": passed})
         summary["replay_seconds"] = time.time() - started
         summary["nproc"] = nproc
         return ReplayOutcome(findings, summary)

@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+_wall = time.time  # the real clock, kept before the boot module makes the run's clocks virtual
+
 _LIBRARY_DIRS = tuple(
     os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, np, weakref, os) if getattr(m, "__file__", None)
 ) + (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,)
@@ -129,6 +131,7 @@ class LedgerData:
     dists: dict = field(default_factory=dict)  # position -> list of (seq, log-distribution)
     network: list = field(default_factory=list)  # dicts: host, port, site, t
     untraced_losses: int = 0  # loss calls after the val tokens were loaded whose targets carried no shadow
+    fingerprint: float | None = None  # sum of the tracked parameters when the first score was made
     first_update_seq: np.ndarray | None = None
     first_grad_update_seq: np.ndarray | None = None
     first_score_seq: np.ndarray | None = None
@@ -147,7 +150,7 @@ class Tracker(TorchFunctionMode):
         n = int(self.stream.size)
         self.submission_files = tuple(os.path.abspath(f) for f in submission_files)
         self.capture = frozenset(int(p) for p in capture)
-        self.ledger = LedgerData(rank=rank, world=world, stream_len=n, started=time.time())
+        self.ledger = LedgerData(rank=rank, world=world, stream_len=n, started=_wall())
         self.ledger.first_update_seq = np.full(n, -1, dtype=np.int64)
         self.ledger.first_grad_update_seq = np.full(n, -1, dtype=np.int64)
         self.ledger.first_score_seq = np.full(n, -1, dtype=np.int64)
@@ -629,6 +632,8 @@ class Tracker(TorchFunctionMode):
         if not mask.any():
             return
         self._check_versions()
+        if self.ledger.fingerprint is None:
+            self.ledger.fingerprint = self._fingerprint()
         seq = self._next_seq()
         site = self._site()
         sel = np.flatnonzero(mask)
@@ -644,7 +649,7 @@ class Tracker(TorchFunctionMode):
             ids = torch.full((output.numel(),), -1, dtype=torch.int64)
             ids[torch.from_numpy(sel)] = torch.arange(base, base + p.size, dtype=torch.int64)
             self._register(output, ids.reshape(output.shape).to(output.device), loss=True)
-        led.scores.append(dict(seq=seq, t=time.time(), positions=p.astype(np.int64), losses=values, grad=grad,
+        led.scores.append(dict(seq=seq, t=_wall(), positions=p.astype(np.int64), losses=values, grad=grad,
                                kind=kind, site=site, instance_base=base))
         if space != "logits":
             self._check_normalised(rows, space, sel, seq, site)
@@ -714,6 +719,15 @@ class Tracker(TorchFunctionMode):
         if t is not None:
             self._tracked[key] = (ref, t._version + 1, t.data_ptr())
 
+    def _fingerprint(self) -> float:
+        """A checksum of every tracked parameter and buffer (to tell whether two runs evaluate the same model)."""
+        total = 0.0
+        for ref, _, _ in self._tracked.values():
+            t = ref()
+            if t is not None and t.is_floating_point():
+                total += float(t.detach().double().sum())
+        return total
+
     def _check_versions(self) -> None:
         changed = False
         for key, (ref, version, ptr) in list(self._tracked.items()):
@@ -750,7 +764,7 @@ class Tracker(TorchFunctionMode):
                 fresh = fed[led.first_grad_update_seq[fed] < 0]
                 led.first_grad_update_seq[fresh] = seq
         unscored = fed[led.first_score_seq[fed] < 0] if fed.size else fed
-        led.mutations.append(dict(seq=seq, t=time.time(), kind=kind, name=name, site=self._site(), fed=int(fed.size),
+        led.mutations.append(dict(seq=seq, t=_wall(), kind=kind, name=name, site=self._site(), fed=int(fed.size),
                                   fed_min=int(fed.min()) if fed.size else -1, fed_max=int(fed.max()) if fed.size else -1,
                                   grad_fed=bool(grad_fed and fed.size), unscored=int(unscored.size),
                                   first_unscored=int(unscored.min()) if unscored.size else -1))
@@ -774,13 +788,13 @@ class Tracker(TorchFunctionMode):
         return tuple(reversed(frames))
 
     def network_attempt(self, host, port) -> None:
-        self.ledger.network.append(dict(host=str(host), port=port, site=self._site(), t=time.time()))
+        self.ledger.network.append(dict(host=str(host), port=port, site=self._site(), t=_wall()))
 
     def finish(self) -> LedgerData:
         self._check_versions()
         for event in self.ledger.scores:
             base = event["instance_base"]
             event["reduced"] = self._reduced[base:base + event["positions"].size].copy()
-        self.ledger.finished = time.time()
+        self.ledger.finished = _wall()
         return self.ledger
 
