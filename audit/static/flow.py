@@ -6,7 +6,8 @@ Every value carries a set of *kinds*:
         globs, a loader called with "val", parameters that receive such values)
     T   a target: a val slice shifted by one (`val[w + 1 : ...]`, `toks[1:]`) or anything made from it
     N   a size of val data (numel/len/shape): not data, but tells a full-length slice from a subset
-    R   drawn with random indices (torch.randint, np.random...)
+    R   drawn at random (torch.randint, np.random...)
+    S   val data sliced at random positions (a random minibatch of the validation set)
     B   read from a file blob (lzma/zlib decompress, np.frombuffer, read_bytes...)
     o:L a model probability looked up *at the target* (gather / cross_entropy / subscript) at line L
     c:L a count-table entry looked up at the target (`counts.get(tgt)`, `self.table[key(tgt)]`)
@@ -39,8 +40,9 @@ from functools import cached_property
 from typing import Iterable
 
 from audit.static.analysis import FileAnalysis, callee_name
+from audit.static.config import UNKNOWN
 
-V, T, N, R, B = "V", "T", "N", "R", "B"
+V, T, N, R, B, S = "V", "T", "N", "R", "B", "S"
 VAL_NAME = re.compile(r"^(val|valid|validation)(_data)?(_tokens?|_ids|_token_ids)?$|^val_tokens\w*$|^all_val\w*$")
 VAL_STRING = re.compile(r"^(val|valid|validation)$|fineweb_val|_val_\*|val_\*|_val\.bin")
 SHAPE_CALLS = {"numel", "size", "len", "dim", "nelement", "zeros_like", "ones_like", "empty_like", "full_like",
@@ -238,6 +240,8 @@ class FlowAnalysis:
                 if V in base:
                     out.add(T)
                 out |= {"pt:" + k[2:] for k in base if k.startswith("p:")}
+            if R in index and V in self.effective(base, f):
+                out.add(S)  # val data at randomly drawn positions (a random minibatch of val)
             if T in self.effective(index, f) and not _is_lut(e.value):
                 # a stored table (self.counts[...], a global) or a distribution computed here
                 table = _root_name(e.value) == "self" or (f.name != "<module>" and _root_name(e.value) not in f.kinds)
@@ -259,12 +263,25 @@ class FlowAnalysis:
             return out
         if isinstance(e, ast.Lambda):
             return set()
+        if isinstance(e, ast.IfExp):
+            chosen = self._folded_branch(e)
+            if chosen is not None:
+                return self._kinds(chosen, f, bound)
         out = set()
         for child in ast.iter_child_nodes(e):
             if isinstance(child, (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop)):
                 continue
             out |= self._kinds(child, f, bound)
         return out
+
+    def _folded_branch(self, e: ast.IfExp) -> ast.AST | None:
+        """The branch of `a if cond else b` the configuration selects (`args.val_files if
+        args.gptq_calib_source == "val" else args.train_files`), None when the test does not fold."""
+        key = ("ifexp", e)
+        if key not in self._memo:
+            value, used = self.fa.config.guard(e.test, self.fa._bound_once(e))
+            self._memo[key] = None if value is UNKNOWN or not used else (e.body if value else e.orelse)
+        return self._memo[key]
 
     @staticmethod
     def _shape(kinds: set) -> set:
@@ -727,6 +744,8 @@ class FlowAnalysis:
                 continue
             if same_iter and self._prefix_only(f, ev, same_iter):
                 continue  # adapts on the context positions [:s] only, scores [s:]: already-scored tokens
+            if ev.kind == "cache" and not any(self._cache_feeds_score(f, ev, sc) for sc in scores if sc.line >= ev.line):
+                continue  # the scored values were computed before the table write and never read it
             if not scores:
                 if not _is_entry_like(f) and f.name != "<module>":
                     continue  # a pure update: judged where it is called
@@ -782,6 +801,30 @@ class FlowAnalysis:
                 self._evidence(ev),
             ))
         return out
+
+    def _cache_feeds_score(self, f: FuncFacts, ev: Event, score: Event) -> bool:
+        """Whether the table written by `ev` is read by what `score` accumulates: by the score itself
+        or by an assignment between the write and the score that the accumulated value depends on."""
+        node = ev.node
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            root = _root_name(target)
+        elif isinstance(node, ast.Call) and callee_name(node) == "at" and node.args:
+            root = _root_name(node.args[0])
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = _root_name(node.func.value)
+        else:
+            root = None
+        if root is None:
+            return True
+        value = score.node.value if isinstance(score.node, ast.AugAssign) else score.node
+        if root in _names(value):
+            return True
+        for name in _closure_back(_names(value), f.deps):
+            for expr in f.defs.get(name, ()):
+                if ev.line < getattr(expr, "lineno", 0) <= score.line and root in _names(expr):
+                    return True
+        return False
 
     def _slice_bounds(self, f: FuncFacts, node: ast.AST) -> tuple[set, set]:
         """(names used as `[:u]` upper bounds, names used as `[l:]` lower bounds) in the expressions
@@ -916,7 +959,7 @@ class FlowAnalysis:
                 ))
         # DATA-3: the scored values come from randomly drawn val batches
         for ev in f.events:
-            if ev.kind == "score" and R in ev.kinds and V in ev.kinds:
+            if ev.kind == "score" and S in ev.kinds:
                 out.append(Violation(
                     "DATA-3", ev.line,
                     "the reported validation loss is accumulated over randomly drawn validation batches, not "
