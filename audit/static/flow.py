@@ -554,7 +554,8 @@ class FlowAnalysis:
             root = _root_name(target) if target is not None else None
             if root and (root not in f.local_objects or root in f.params):
                 f.events.append(Event("cache", call.lineno, call, k, origin_line=call.lineno))
-        elif name in HOOK_CALLS:
+        elif name in HOOK_CALLS and self._accumulates_gram(f):
+            # hooks that build X^T X (GPTQ Hessians), not diagnostics probes
             f.events.append(Event("hook", call.lineno, call, frozenset(), origin_line=call.lineno))
         elif (name == "fill_" and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Attribute)
               and call.func.value.attr != "data" and len(call.args) == 1
@@ -565,6 +566,16 @@ class FlowAnalysis:
             k = frozenset().union(*(self.kinds(a, f) for a in call.args)) if call.args else frozenset()
             if root and root in self._reduced_lists(f) and ({V, T} & k or any(x.startswith("p:") for x in k)):
                 f.events.append(Event("score", call.lineno, call, k, origin_line=call.lineno))
+
+    def _accumulates_gram(self, f: FuncFacts) -> bool:
+        """f (its nested hook functions included) computes a matrix product: `H += x.T @ x`."""
+        key = ("gram", f.node)
+        if key not in self._memo:
+            self._memo[key] = any(
+                (isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult))
+                or (isinstance(n, ast.Call) and callee_name(n) in ("matmul", "mm", "addmm_", "addmm", "einsum"))
+                for n in ast.walk(f.node))
+        return self._memo[key]
 
     def _reduced_lists(self, f: FuncFacts) -> set:
         """Lists that are averaged or summed in f: `losses.append(l)` ... `np.mean(losses)`."""
