@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -70,18 +71,24 @@ def run(args: argparse.Namespace) -> int:
     data = _data_folder(args.data)
     author = args.author or _git_user() or "unknown"
 
+    created_out = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".build-{args.name}-", dir=args.out))
+    written = False
     try:
         folder = build / target.name
         folder.mkdir()
         verdict = _build(args, folder, build / "work", data, seeds, env, author, date)
         if verdict == "FAIL":
-            print(f"golf submit: refused: the audit verdict is FAIL; nothing was written", file=sys.stderr)
+            print("golf submit: refused: the audit verdict is FAIL; nothing was written", file=sys.stderr)
             return 1
         os.rename(folder, target)
+        written = True
     finally:
         shutil.rmtree(build, ignore_errors=True)
+        if created_out and not written:
+            with contextlib.suppress(OSError):
+                args.out.rmdir()  # made for this build; removed only when nothing else landed in it
     print(f"golf submit: wrote {target} (audit verdict {verdict})", file=sys.stderr)
     return 0
 
