@@ -106,3 +106,15 @@ def test_two_rank_torchrun_replay_merges_every_ranks_ledger(data):
     assert s["ranks"] == 2 and s["counted_exactly_once"] == s["positions_counted"] == s["positions_scored"]
     assert abs(s["recomputed_val_bpb"] - s["reported_val_bpb"]) <= 1e-6 * s["reported_val_bpb"]
     assert s["updates_using_val"] == 12  # 6 TTT steps on each rank
+
+
+def test_bad_inputs_and_a_crashing_submission_are_one_line_errors(data, tmp_path):
+    from golf.errors import GolfError
+
+    with pytest.raises(GolfError, match="no train_gpt.py"):
+        run_replay(tmp_path, data=data)
+    with pytest.raises(GolfError, match="not found"):
+        run_replay(FIXTURES / "legal_ttt", data=tmp_path / "missing")
+    (tmp_path / "train_gpt.py").write_text("raise RuntimeError('no GPU here')\n")
+    with pytest.raises(GolfError, match="failed \\(exit code 1\\): RuntimeError: no GPU here"):
+        run_replay(tmp_path, data=data, probes=False)

@@ -122,7 +122,7 @@ def run_replay(folder: Path, *, data: Path | None = None, tokenizer: Path | None
         luts = build_byte_luts(load_tokenizer(inputs.tokenizer), inputs.vocab_size)
         vocab_ids = np.flatnonzero(~np.asarray(luts.is_boundary[: inputs.vocab_size]))
         k = P.probe_position(stream, vocab_ids)
-        run_env = {**{k_: v for k_, v in SHORT_SETTINGS.items()}, **base_env}
+        run_env = {**SHORT_SETTINGS, **base_env}
         run_env.update({
             "DATA_PATH": str(inputs.data_dir), "TOKENIZER_PATH": str(inputs.tokenizer), "VOCAB_SIZE": str(inputs.vocab_size),
             "GOLF_REPLAY_VAL": inputs.val_pattern, "GOLF_REPLAY_CAPTURE": ",".join(map(str, P.capture_positions(k))),
