@@ -508,6 +508,10 @@ class FlowAnalysis:
                 for t in targets:
                     if isinstance(t, ast.Subscript):
                         self._table_write(f, s, t)
+                    elif (isinstance(t, ast.Attribute) and isinstance(s, ast.Assign)
+                          and isinstance(s.value, ast.Constant) and type(s.value.value) is float):
+                        # `model.temperature = 0.98`: a float knob set on a model object
+                        f.events.append(Event("knob", s.lineno, s, frozenset(), origin_line=s.lineno))
             for call in self.calls(s):
                 self._call_event(f, s, call, reported, params)
 

@@ -45,4 +45,11 @@ def main():
             '    val_bpb = eval_val(args, model, val_tokens, base_bytes_lut)\n'
             '    print(f"final_T0.98 val_bpb:{val_bpb:.6f}")',
         ),
+        _legal.NO_TTT.replace(
+            '    print(f"final val_bpb:{val_bpb:.6f}")',
+            '    print(f"final val_bpb:{val_bpb:.6f}")\n'
+            '    model.logit_temperature = 0.97\n'
+            '    val_bpb = eval_val(args, model, val_tokens, base_bytes_lut)\n'
+            '    print(f"final_T val_bpb:{val_bpb:.6f}")',
+        ),
     ]
