@@ -19,6 +19,8 @@ convention of the records, via golf.quant.artifact).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +51,7 @@ Env: DATA_PATH (data folder), OUT_DIR (run folder, new or empty), SEED, and golf
 '''
 
 
-@dataclass
+@dataclass(frozen=True)
 class Bundle:
     source: str
     modules: list[str]  # inlined golf modules, in bundle order
@@ -315,8 +317,22 @@ def _without_docstring(body: list) -> list:
     return body
 
 
+def _package_digest() -> str:
+    """Hash of every .py file of the package: a bundle is rebuilt only when one of them changed."""
+    root = Path(importlib.util.find_spec(PACKAGE).origin).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def bundle(entry: str = ENTRY) -> Bundle:
     """The source of one train_gpt.py holding `entry` and every golf module it needs."""
+    return _bundle(entry, _package_digest())
+
+
+@functools.lru_cache(maxsize=4)
+def _bundle(entry: str, digest: str) -> Bundle:
     modules = _collect(entry)
     analysis = _Analysis(modules)
     parts = [HEADER.format(modules=", ".join(m.name for m in modules)), "from __future__ import annotations\n"]
