@@ -271,6 +271,11 @@ def _readme(meta: dict, facts: dict, audit) -> str:
                      + (", replay" if audit.replay and "error" not in audit.replay else "") + ").")
         if audit.replay.get("error"):
             lines.append(f"Replay not available: {audit.replay['error']}")
+        elif audit.replay:
+            probes = "; ".join(f"{p.get('name')}: {'passed' if p.get('passed') else 'FAILED'}"
+                               for p in audit.replay.get("probes", []))
+            lines.append(f"Replay (the evaluation re-run under instrumentation, "
+                         f"{audit.replay.get('replay_seconds', 0):.0f} s): probes {probes or 'none'}.")
         lines.append("")
         for f in audit.findings:
             lines.append(f"- {f.severity} {f.code} {f.rule}: {f.message}" + (f" (`{f.path}:{f.line}`)" if f.path else ""))
