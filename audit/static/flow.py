@@ -201,8 +201,18 @@ class FlowAnalysis:
         return self.funcs[fn if fn is not None else self.fa.tree]
 
     def callees(self, call: ast.Call) -> list[FuncFacts]:
+        """This file's functions a call may run: by name; for a plain `f(...)` with several
+        module-level `def f`, the one bound when the call runs (the last def above a module-level
+        call; the last def of the file for a call inside a function)."""
         name = callee_name(call)
-        return self.by_name.get(name, []) if name else []
+        found = self.by_name.get(name, []) if name else []
+        if len(found) > 1 and isinstance(call.func, ast.Name):
+            top = [c for c in found if isinstance(self.fa.parents.get(c.node), ast.Module)]
+            if len(top) == len(found):
+                if self.fa.enclosing_function(call) is None:
+                    top = [c for c in top if c.node.lineno < call.lineno] or top
+                return [max(top, key=lambda c: c.node.lineno)]
+        return found
 
     # -- kinds of expressions --------------------------------------------------------------
     def kinds(self, expr: ast.AST | None, facts: FuncFacts, bound: dict | None = None) -> set:
