@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import pytest
 
 from golf.standalone import default_out_dir, main, preset_from_env, train_args_from_env
 

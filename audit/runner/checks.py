@@ -54,8 +54,7 @@ def layout_findings(folder: Path, entry: str = "train_gpt.py") -> list[Finding]:
 
 
 def run_findings(seed: int, summary: RunSummary, log: str, timed_out: bool = False,
-                 returncode: int | None = 0, wall_seconds: float | None = None,
-                 timeout_s: float | None = None, log_tail: str = "") -> list[Finding]:
+                 returncode: int | None = 0, timeout_s: float | None = None, log_tail: str = "") -> list[Finding]:
     """One seed: killed at its wallclock limit, failed, unscored, over a time or size budget."""
     out = []
     if timed_out:

@@ -74,6 +74,7 @@ def _tail(path: str, lines: int = 8) -> str:
 def run(args: argparse.Namespace) -> int:
     from audit.finding import Report
     from audit.runner import checks
+    from audit.runner.launch import DEFAULT_TIMEOUT_S
     from audit.runner.logs import read_seed_logs
     from audit.runner.stats import record_sample, sample_of, summarize
 
@@ -109,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
         summaries = [r.summary for r in seed_runs]
         network = seed_runs[0].network if seed_runs else network
         for r in seed_runs:
-            findings += checks.run_findings(r.seed, r.summary, r.log, r.timed_out, r.returncode, r.wall_seconds,
-                                            args.timeout or r.wall_seconds, _tail(r.log))
+            findings += checks.run_findings(r.seed, r.summary, r.log, r.timed_out, r.returncode,
+                                            args.timeout or DEFAULT_TIMEOUT_S, _tail(r.log))
             status = "killed" if r.timed_out else ("failed" if r.returncode else "ok")
             rows.append({"seed": r.seed, "status": status, "wall_seconds": r.wall_seconds, "run_dir": r.run_dir,
                          "log": r.log, "command": r.command, **r.summary.to_dict()})
