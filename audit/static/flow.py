@@ -767,6 +767,8 @@ class FlowAnalysis:
             if before:
                 out.extend(self._epoch_rescoring(f, ev, before))
                 continue
+            if same_iter and inner is not None and self._trains_previous_iteration(f, ev, inner):
+                continue  # trains on chunk ci-1, which the previous iteration scored
             if same_iter and self._prefix_only(f, ev, same_iter):
                 continue  # adapts on the context positions [:s] only, scores [s:]: already-scored tokens
             if ev.kind == "cache" and not any(self._cache_feeds_score(f, ev, sc) for sc in scores if sc.line >= ev.line):
@@ -826,6 +828,22 @@ class FlowAnalysis:
                 self._evidence(ev),
             ))
         return out
+
+    def _trains_previous_iteration(self, f: FuncFacts, ev: Event, loop: ast.AST) -> bool:
+        """The update's data is indexed with `ci - k` (k >= 1) of the loop variable `ci`: it trains on
+        what an earlier iteration scored (`if ci > 0: train(chunks[ci - 1])` before scoring chunk ci)."""
+        if not isinstance(loop, (ast.For, ast.AsyncFor)):
+            return False
+        loop_vars = _names_in_target(loop.target)
+        node = ev.node.func.value if isinstance(ev.node, ast.Call) and isinstance(ev.node.func, ast.Attribute) else ev.node
+        exprs = [node] + [e for name in _closure_back(_names(node), f.deps) for e in f.defs.get(name, ())]
+        for expr in exprs:
+            for sub in ast.walk(expr):
+                if (isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Sub) and isinstance(sub.left, ast.Name)
+                        and sub.left.id in loop_vars and isinstance(sub.right, ast.Constant)
+                        and isinstance(sub.right.value, int) and sub.right.value >= 1):
+                    return True
+        return False
 
     def _cache_feeds_score(self, f: FuncFacts, ev: Event, score: Event) -> bool:
         """Whether the table written by `ev` is read by what `score` accumulates: by the score itself

@@ -4,29 +4,7 @@ from audit.static.flow_rule import FlowRule
 from audit.static.rules import _legal
 
 
-class UpdateBeforeScore(FlowRule):
-    """Score-before-update (C3 of Issue #1017): a validation token may only influence model, adapter
-    or cache state after it has been scored. The rule follows values derived from the validation
-    tokens into `.backward()` / `torch.autograd.grad` and into writes of tables and caches, and
-    checks along the control flow that each such update comes after the scoring of the same data:
-    the score-first shape (chunk k scored under no_grad, then trained on, the last chunk never) passes,
-    `ttt_adapt(model, val_tokens)` followed by `eval_val(...)` or a pre-quantisation TTT on
-    `val_tokens` fails, wherever the functions are called from.
-
-    Precedent: README FAQ ("only allowed to test-time train on validation set tokens you've already
-    evaluated"); 0hq on #152; #402, #677; closed #442, #1735 (pre-quant AdamW TTT on val_tokens).
-    """
-
-    code = "PG101"
-    rule = "TTT-1"
-    severity = "error"
-    confidence = "high"
-    references = ("#152", "#442", "#1735", "#677", "Issue #1017")
-    summary = "validation tokens update model/cache state before they are scored"
-
-    VALID = _legal.ALL
-    INVALID = [
-        _legal.HEADER + '''
+PRE_EVAL_TTT = _legal.HEADER + '''
 
 def ttt_adapt(args, model, val_tokens):
     """TTT: adapt the model on the validation data before evaluation."""
@@ -50,8 +28,26 @@ def main():
         ttt_adapt(args, model, val_tokens)
     val_bpb = eval_val(args, model, val_tokens, luts)
     print(f"final val_bpb:{val_bpb:.4f}")
-''',
-        _legal.HEADER + '''
+'''
+
+# the same loop, training on the chunk it is about to score
+SAME_LOOP_ADAPT_THEN_SCORE = _legal.HEADER + '''
+
+def eval_val_adapt_then_score(args, model, val_tokens, base_bytes_lut):
+    chunk = 32768
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for ci in range((val_tokens.numel() - 1) // chunk):
+        cur = val_tokens[ci * chunk : (ci + 1) * chunk + 1].long()
+        opt.zero_grad()
+        model(cur[:-1][None], cur[1:][None]).backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += model(cur[:-1][None], cur[1:][None]).double() * chunk
+    return float(loss_sum)
+''' + _legal.MAIN.format(ttt="eval_val_adapt_then_score")
+
+PRE_QUANT_TTT = _legal.HEADER + '''
 
 def pre_quant_adamw_ttt(h, model, val_data):
     opt = torch.optim.AdamW(model.parameters(), lr=h.ttt_lr)
@@ -71,5 +67,48 @@ def main():
     pre_quant_adamw_ttt(h, model, val_data)
     quantize(model)
     print(eval_val(h, model, val_data.val_tokens, val_data.base_bytes_lut))
-''',
+'''
+
+
+class UpdateBeforeScore(FlowRule):
+    """Score-before-update (C3 of Issue #1017): a validation token may only influence model, adapter
+    or cache state after it has been scored. The rule follows values derived from the validation
+    tokens into `.backward()` / `torch.autograd.grad` and into writes of tables and caches, and
+    checks along the control flow that each such update comes after the scoring of the same data:
+    the score-first shape (chunk k scored under no_grad, then trained on, the last chunk never) passes,
+    `ttt_adapt(model, val_tokens)` followed by `eval_val(...)` or a pre-quantisation TTT on
+    `val_tokens` fails, wherever the functions are called from.
+
+    Precedent: README FAQ ("only allowed to test-time train on validation set tokens you've already
+    evaluated"); 0hq on #152; #402, #677; closed #442, #1735 (pre-quant AdamW TTT on val_tokens).
+    """
+
+    code = "PG101"
+    rule = "TTT-1"
+    severity = "error"
+    confidence = "high"
+    references = ("#152", "#442", "#1735", "#677", "Issue #1017")
+    summary = "validation tokens update model/cache state before they are scored"
+
+    VALID = _legal.ALL + [
+        # trains on the previous chunk (scored one iteration earlier), then scores the current one
+        _legal.HEADER + '''
+
+def eval_val_lagged_ttt(args, model, val_tokens, base_bytes_lut):
+    chunk = 32768
+    num_chunks = (val_tokens.numel() - 1) // chunk
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for ci in range(num_chunks):
+        if ci > 0:
+            prev = val_tokens[(ci - 1) * chunk : ci * chunk + 1].long()
+            opt.zero_grad()
+            model(prev[:-1][None], prev[1:][None]).backward()
+            opt.step()
+        cur = val_tokens[ci * chunk : (ci + 1) * chunk + 1].long()
+        with torch.no_grad():
+            loss_sum += model(cur[:-1][None], cur[1:][None]).double() * chunk
+    return float(loss_sum)
+''' + _legal.MAIN.format(ttt="eval_val_lagged_ttt"),
     ]
+    INVALID = [PRE_EVAL_TTT, SAME_LOOP_ADAPT_THEN_SCORE, PRE_QUANT_TTT]

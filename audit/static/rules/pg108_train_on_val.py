@@ -2,7 +2,7 @@
 
 from audit.static.flow_rule import FlowRule
 from audit.static.rules import _legal
-from audit.static.rules.pg101_ttt_update_before_score import UpdateBeforeScore
+from audit.static.rules.pg101_ttt_update_before_score import PRE_EVAL_TTT, PRE_QUANT_TTT
 
 
 class TrainOnValidation(FlowRule):
@@ -24,7 +24,9 @@ class TrainOnValidation(FlowRule):
     summary = "training on validation tokens before they are scored"
 
     VALID = _legal.ALL
-    INVALID = UpdateBeforeScore.INVALID + [
+    INVALID = [
+        PRE_EVAL_TTT,
+        PRE_QUANT_TTT,
         _legal.HEADER + '''
 
 def main():
