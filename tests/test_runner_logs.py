@@ -135,3 +135,9 @@ def test_golf_log_format():
     # the same code run from another folder has the same hash; other code does not
     assert parse_log(_golf_log("/elsewhere/b", "2.5")).code_hash == s.code_hash
     assert parse_log(_golf_log("/runs/a", "2.4").replace("the bundle", "changed")).code_hash != s.code_hash
+
+
+def test_config_keys_named_like_warmup_lines_stay_in_the_preamble():
+    log = "warmup_steps: 2\nttt_lr: 0.001\nwarmup_step:1/2\nlate_key: 1\nfinal val_loss:1.0 val_bpb:0.5\n"
+    s = parse_log(log)
+    assert s.config == {"warmup_steps": "2", "ttt_lr": "0.001"}

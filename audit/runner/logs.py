@@ -48,7 +48,7 @@ _SEED_LINE = re.compile(r"^\s*seed\s*[:=]\s*(?P<seed>\d+)\s*$")
 _SEED_IN_NAME = re.compile(r"seed[_-]?(?P<seed>\d+)", re.IGNORECASE)
 _KV_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\s*:\s*\S+)(?:\s+[A-Za-z_][\w.]*\s*:\s*\S+)*\s*$")
 _KV_PAIR = re.compile(r"([A-Za-z_][\w.]*)\s*:\s*(\S+)")
-_TRAINING_STARTED = re.compile(r"^(?:warmup_step|loop_warmup|step\s*:\s*\d+/|\d+/\d+\s)")
+_TRAINING_STARTED = re.compile(r"^(?:warmup_step\s*:\s*\d|loop_warmup|step\s*:\s*\d+/|\d+/\d+\s)")
 _CODE_END = "=" * 100
 # launcher noise that differs between runs of the same code (torchrun warnings, rank prefixes)
 _NOISE = re.compile(r"^(?:W\d{4} |I\d{4} |\[W|\[rank\d+\]|\[\d{4}-\d\d-\d\d )")
