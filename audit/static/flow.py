@@ -278,9 +278,7 @@ class FlowAnalysis:
             if chosen is not None:
                 return self._kinds(chosen, f, bound)
         out = set()
-        for child in ast.iter_child_nodes(e):
-            if isinstance(child, (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop)):
-                continue
+        for child in _operands(e):
             out |= self._kinds(child, f, bound)
         return out
 
@@ -1240,6 +1238,32 @@ def _on_a_copy(call: ast.AST) -> bool:
     """`eval_ttt(copy.deepcopy(model), ...)`: the training happens on a throw-away copy."""
     return isinstance(call, ast.Call) and any(
         isinstance(a, ast.Call) and callee_name(a) in ("deepcopy", "copy") for a in call.args)
+
+
+_OPERAND_FIELDS = {
+    ast.BinOp: ("left", "right"), ast.UnaryOp: ("operand",), ast.Starred: ("value",),
+    ast.FormattedValue: ("value",), ast.Slice: ("lower", "upper", "step"), ast.Await: ("value",),
+    ast.NamedExpr: ("value",), ast.IfExp: ("test", "body", "orelse"),
+}
+_OPERAND_LISTS = {
+    ast.BoolOp: ("values",), ast.Tuple: ("elts",), ast.List: ("elts",), ast.Set: ("elts",),
+    ast.JoinedStr: ("values",), ast.Dict: ("keys", "values"),
+}
+
+
+def _operands(e: ast.AST) -> list:
+    """The sub-expressions whose kinds an expression's kinds are made of (fast paths for the
+    common node types; any other node: its expression children)."""
+    fields = _OPERAND_FIELDS.get(type(e))
+    if fields is not None:
+        return [v for v in (getattr(e, name) for name in fields) if v is not None]
+    lists = _OPERAND_LISTS.get(type(e))
+    if lists is not None:
+        return [v for name in lists for v in getattr(e, name) if v is not None]
+    if isinstance(e, ast.Compare):
+        return [e.left, *e.comparators]
+    return [c for c in ast.iter_child_nodes(e)
+            if not isinstance(c, (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop))]
 
 
 def _has(kinds: Iterable[str], prefix: str) -> bool:
