@@ -14,7 +14,8 @@ It runs the submission's file as __main__ (runpy), unedited, after installing th
 and, when the file finishes (or fails), writes this rank's ledger to GOLF_REPLAY_OUT/ledger-rank<R>.pkl.
 
 Environment: GOLF_REPLAY_VAL (glob of the val shards), GOLF_REPLAY_OUT (folder for the ledgers),
-GOLF_REPLAY_CAPTURE (comma-separated positions whose full distributions are kept).
+GOLF_REPLAY_CAPTURE (comma-separated positions whose full distributions are kept),
+GOLF_REPLAY_CLOCK_TICK (seconds per clock read, default 1e-3; 0 keeps the real clocks).
 """
 
 from __future__ import annotations
@@ -117,15 +118,17 @@ def _install_tagging(tracker: Tracker) -> None:
             setattr(torch, name, wrap(getattr(torch, name)))
 
 
-def _install_virtual_clock() -> None:
-    """time.time/monotonic/perf_counter (and _ns) advance by CLOCK_TICK_S per call, from their values
+def _install_virtual_clock(tick_s: float) -> None:
+    """time.time/monotonic/perf_counter (and _ns) advance by `tick_s` per call, from their values
     now: schedules driven by the wallclock (the records' warmdown and stop) then do the same in the
-    baseline and the probe run, which must train the same model. The recorder keeps the real clock."""
+    baseline and the probe run, which must train the same model. The recorder keeps the real clock.
+    (A loop bounded only by the wallclock runs cap / tick_s clock reads: MAX_WALLCLOCK_SECONDS is
+    set short for a replay.)"""
     ticks = itertools.count(1)
     for name in ("time", "monotonic", "perf_counter"):
         start = getattr(time, name)()
-        setattr(time, name, lambda start=start: start + next(ticks) * CLOCK_TICK_S)
-        setattr(time, name + "_ns", lambda start=start: int((start + next(ticks) * CLOCK_TICK_S) * 1e9))
+        setattr(time, name, lambda start=start: start + next(ticks) * tick_s)
+        setattr(time, name + "_ns", lambda start=start: int((start + next(ticks) * tick_s) * 1e9))
 
 
 def _no_compile(model=None, *args, **kwargs):
@@ -156,7 +159,9 @@ def main(argv: list[str]) -> int:
     _install_network_guard(tracker)
     _install_tagging(tracker)
     torch.compile = _no_compile
-    _install_virtual_clock()
+    tick = float(os.environ.get("GOLF_REPLAY_CLOCK_TICK", CLOCK_TICK_S))
+    if tick > 0:  # 0: the run keeps the real clocks
+        _install_virtual_clock(tick)
     tracker.install_hooks()
     sys.argv = [str(script), *argv[1:]]
     sys.path[0] = str(script.parent)
