@@ -1075,8 +1075,9 @@ class FlowAnalysis:
         return [Violation(
             "C1", s.lineno,
             f"the prediction at line {preds[0].line} is made only when `{_short(s.test, 80)}` holds, a test "
-            "that reads the target token: the realised token decides how it is predicted (C1)",
-            _short(s.test),
+            "that reads the target token: the realised token decides how it is predicted (C1); the "
+            "channel is inert only if the run's configuration zeroes its weight (check the logged values)",
+            _short(s.test), confidence="medium",
         )]
 
     def _oracle_if(self, f: FuncFacts, s: ast.If) -> list[Violation]:
