@@ -44,6 +44,7 @@ class Hyperparameters:
     resid_mix: bool = True
     unet_skips: bool = True
     smear_gate: bool = True
+    smear_bos_mask: bool = True  # DOC-1: no smearing across a document boundary (PR #1004 had none)
     bigram_vocab_size: int = 8192  # 0 disables BigramHash
     bigram_dim: int = 128
     xsa_last_n: int = -1  # -1: every layer; 0: off; n: the last n layers
@@ -199,6 +200,7 @@ class Hyperparameters:
             resid_mix=self.resid_mix,
             unet_skips=self.unet_skips,
             smear_gate=self.smear_gate,
+            smear_bos_mask=self.smear_bos_mask,
             bigram_vocab_size=self.bigram_vocab_size,
             bigram_dim=self.bigram_dim,
             xsa_last_n=self.xsa_last_n,

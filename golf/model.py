@@ -44,6 +44,8 @@ class ModelConfig:
     resid_mix: bool = True
     unet_skips: bool = True
     smear_gate: bool = True
+    smear_bos_mask: bool = True  # a BOS token does not take in the previous document's last token
+    bos_id: int = 1  # the challenge tokenizer's BOS id (golf.data.tokenizer.BOS_ID)
     bigram_vocab_size: int = 8192  # 0: no BigramHash
     bigram_dim: int = 128
     xsa_last_n: int = -1  # -1: all layers; 0: none; n: the last n
@@ -239,15 +241,22 @@ class BigramHash(nn.Module):
 
 
 class SmearGate(nn.Module):
-    """x_i <- (1 - sigmoid(g)) x_i + sigmoid(g) x_{i-1}, with x_{-1} = 0."""
+    """x_i <- (1 - sigmoid(g)) x_i + sigmoid(g) x_{i-1}, with x_{-1} = 0.
 
-    def __init__(self, dim: int):
+    With `bos_id` set, x_{i-1} is taken as 0 where token i is BOS, so that packed documents do not
+    leak into each other (the DOC-1 ruling on PR #1797).
+    """
+
+    def __init__(self, dim: int, bos_id: int | None = None):
         super().__init__()
         self.gate = nn.Parameter(torch.zeros(dim))
+        self.bos_id = bos_id
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, input_ids: Tensor) -> Tensor:
         g = torch.sigmoid(self.gate.to(x.dtype))
         prev = F.pad(x[:, :-1], (0, 0, 1, 0))
+        if self.bos_id is not None:
+            prev = prev.masked_fill((input_ids == self.bos_id).unsqueeze(-1), 0.0)
         return (1 - g) * x + g * prev
 
 
@@ -274,7 +283,7 @@ class GPT(nn.Module):
         d = cfg.model_dim
         self.tok_emb = nn.Embedding(cfg.vocab_size, d)
         self.bigram = BigramHash(cfg) if cfg.bigram_vocab_size > 0 else None
-        self.smear = SmearGate(d) if cfg.smear_gate else None
+        self.smear = SmearGate(d, cfg.bos_id if cfg.smear_bos_mask else None) if cfg.smear_gate else None
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
         n_enc = cfg.num_encoder_layers
         n_skips = min(n_enc, cfg.num_layers - n_enc)
@@ -322,7 +331,7 @@ class GPT(nn.Module):
             x = x + self.bigram(input_ids)
         x = rms_norm(x)
         if self.smear is not None:
-            x = self.smear(x)
+            x = self.smear(x, input_ids)
         x0 = x
         ve_base = self.ve_shared(input_ids) if self.ve_shared is not None else None
         n_enc = self.config.num_encoder_layers

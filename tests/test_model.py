@@ -224,3 +224,20 @@ def test_record_model_runs_forward_and_backward_at_its_real_shapes():
     # the zero-initialised output projections learn first; behind them (q/k/v, VE) nothing moves yet
     assert grads["blocks.10.attn.proj.weight"].abs().sum() > 0 and grads["tok_emb.weight"].abs().sum() > 0
     assert grads["blocks.10.attn.c_q.weight"].abs().sum() == 0 and grads["ve_shared.embed.weight"].abs().sum() == 0
+
+
+def test_smear_gate_does_not_cross_a_document_boundary():
+    from golf.model import SmearGate
+
+    torch.manual_seed(0)
+    gate = SmearGate(8, bos_id=1)
+    x = torch.randn(1, 5, 8)
+    ids = torch.tensor([[1, 7, 9, 1, 4]])
+    out = gate(x, ids)
+    # BOS positions keep only their own (gated) input; others mix in their predecessor
+    g = torch.sigmoid(gate.gate)
+    assert torch.allclose(out[0, 3], (1 - g) * x[0, 3])
+    assert torch.allclose(out[0, 2], (1 - g) * x[0, 2] + g * x[0, 1])
+    unmasked = SmearGate(8, bos_id=None)
+    unmasked.load_state_dict(gate.state_dict())
+    assert not torch.allclose(unmasked(x, ids)[0, 3], out[0, 3])
