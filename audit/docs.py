@@ -67,7 +67,25 @@ def render_catalogue() -> str:
                    f"{cls.summary.replace('|', '/')} |")
     for cls in classes:
         out += ["", rule_markdown(cls)]
+    out += ["", dynamic_codes_markdown()]
     return "\n".join(out) + "\n"
+
+
+def dynamic_codes_markdown() -> str:
+    """The replay's and the runner's codes (audit/codes.py) as one table with anchors."""
+    from audit.codes import DYNAMIC_CODES
+
+    out = [
+        "## Replay and validation codes",
+        "",
+        "Findings of `golf audit --replay` (RPnnn) and of `golf validate` / `golf submit` (PG9nn).",
+        "",
+        "| code | rule | from | summary |",
+        "|---|---|---|---|",
+    ]
+    for c in DYNAMIC_CODES.values():
+        out.append(f'| <a id="{c.code.lower()}"></a>{c.code} | {c.rule} | {c.source} | {c.summary} |')
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,13 @@ def run(args: argparse.Namespace) -> int:
     classes = rule_classes()
     chosen = [c for c in classes if c.code == wanted] or [c for c in classes if c.rule.upper() == wanted]
     if not chosen:
+        from audit.codes import DYNAMIC_CODES
+
+        dynamic = [c for c in DYNAMIC_CODES.values() if wanted in (c.code, c.rule.upper())]
+        if dynamic:
+            for c in dynamic:
+                print(f"{c.code} {c.rule} ({c.source}): {c.summary}")
+            return 0
         raise GolfError(f"unknown rule code {args.code!r} (`golf rules` lists them)")
     from rich.console import Console
     from rich.markdown import Markdown

@@ -30,4 +30,13 @@ def run(args: argparse.Namespace) -> int:
     for c in classes:
         table.add_row(c.code, c.rule, c.severity, c.confidence, c.summary)
     Console().print(table)
+    from audit.codes import DYNAMIC_CODES
+
+    dynamic = Table(title="replay (RPnnn) and validation (PG9nn) codes", expand=True)
+    for column in ("code", "rule", "from"):
+        dynamic.add_column(column, no_wrap=True)
+    dynamic.add_column("summary", ratio=1)
+    for d in DYNAMIC_CODES.values():
+        dynamic.add_row(d.code, d.rule, d.source, d.summary)
+    Console().print(dynamic)
     return 0
