@@ -13,7 +13,6 @@ from golf.quant.gptq import GPTQ_MODES, collect_hessians, hessian_error
 from golf.quant.pack import dequantize_state, quantize_state_dict
 from golf.quant.rtn import dequantize, rtn_quantize
 
-pytestmark = pytest.mark.slow
 VOCAB = 320
 
 
