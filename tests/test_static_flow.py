@@ -4,6 +4,8 @@ Snippets are written from scratch in the records' idioms (env-var hyperparameter
 train and val, helpers that accumulate into caller-owned sums, config-guarded TTT).
 """
 
+import pytest
+
 from audit.static.engine import context_from_snippet, load_rules, run_rules
 from audit.static.rules import _legal
 
@@ -104,3 +106,39 @@ def test_every_data_flow_rule_is_in_the_catalogue():
     codes = {r.code: r.rule for r in load_rules() if r.code.startswith("PG1")}
     assert set(codes.values()) >= {"TTT-1", "TTT-2", "TTT-4", "ORACLE-1", "C1", "C2", "SLOT-1", "DATA-1",
                                    "DATA-3", "PREFIX-1", "CALIB-1", "CALIB-2", "DOC-1"}
+
+
+def test_the_packaged_pipeline_idioms_are_legal_for_every_data_flow_rule():
+    # a layout record holding both shard patterns, a byte-LUT builder testing vocabulary pieces,
+    # calibration through the record's train field, score-first TTT scored through helpers
+    for snippet in _legal.PACKAGED_PIPELINE:
+        assert rules_found(snippet) == set()
+
+
+def test_a_record_field_carries_only_what_was_passed_for_it():
+    calibrate = _legal.LAYOUT_TRAIN_CALIBRATION
+    assert rules_found(calibrate.replace("layout.train_pattern", "layout.val_pattern")) == {"CALIB-1"}
+    # a record built with val tokens in a plainly named field still carries them in that field
+    val_in_a_field = calibrate.replace("def calibrate(", """@dataclass
+class CalibrationSet:
+    tokens: torch.Tensor
+    seq_len: int
+
+
+def calibrate(""").replace(
+        "quantize(model, calibrate(model, args, layout))",
+        "calib = CalibrationSet(load_validation_tokens(layout.val_pattern, args.seq_len), args.seq_len)\n"
+        "    quantize(model, collect_hessians(model, [calib.tokens[: calib.seq_len][None]]))",
+    )
+    assert rules_found(val_in_a_field) == {"CALIB-1"}
+
+
+@pytest.mark.slow  # bundles the golf package (about 5 s)
+def test_the_bundled_reference_audits_without_errors(tmp_path):
+    from audit.cli import audit_static
+    from golf.bundle import write_bundle
+
+    write_bundle(tmp_path / "train_gpt.py")
+    report = audit_static(str(tmp_path))
+    assert report.error is None
+    assert [f for f in report.findings if f.severity == "error"] == []

@@ -77,9 +77,6 @@ def test_the_built_folder_reproduces_its_run_standalone(data, tmp_path):
 
 
 
-@pytest.mark.xfail(strict=True, reason="the static audit reports errors on the legal reference itself: PG105 C1 on "
-                   "the canonical byte LUT (golf/data/tokenizer.py), PG111 CALIB-1 on calibration from training "
-                   "shards (golf/pipeline.py); submit refuses such a folder (issue 5 to fix)")
 def test_submit_writes_the_folder_only_when_the_audit_passes(data, tmp_path, capsys):
     out = tmp_path / "submissions"
     rc = _submit(data, out)

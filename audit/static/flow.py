@@ -17,12 +17,14 @@ Every value carries a set of *kinds*:
 Kinds flow through assignments, tuple unpacking, slicing and subscripts, attribute loads, in-place
 container writes, calls (library calls: the union of their arguments and receiver; calls of this
 file's functions: the callee's summary with p:i replaced by the arguments' kinds) and returns.
-Shape queries (numel, len, size, shape, zeros_like...) turn V into N.
+Shape queries (numel, len, size, shape, zeros_like...) turn V into N. A record (a dataclass or
+NamedTuple of this file) is not tainted as a whole by its constructor's arguments: each field keeps
+the kinds passed for it, so `layout.train_pattern` is not val data because `layout.val_pattern` is.
 
 Events recorded per function, in source order: *updates* (`.backward()` / autograd.grad on a V loss;
 writes into tables/caches indexed by V values), *scores* (accumulation of V/T values into a reported
 accumulator: a variable that reaches the function's return, or an accumulator passed in by the
-caller), *hooks* (forward-hook registration). Calls of this file's functions carry the callee's
+caller, or a fixed slot of one such as `self.sums[0]` in an accumulator's method), *hooks* (forward-hook registration). Calls of this file's functions carry the callee's
 events to the call line. `FlowAnalysis.violations` then decides the order along the control flow:
 an update must come after the scoring of the same data (TTT-3 shape: scoring earlier in the same
 loop iteration); a val update not scored inside its function is a "pure" update that must not be
@@ -135,6 +137,11 @@ class FlowAnalysis:
         # for stores on other objects. Parameter-relative kinds are not stored: a loader class used
         # for both train and val shards must not make every loader a val loader.
         self.attr_kinds: dict[tuple[str, str], set] = {}
+        # record classes (dataclass / NamedTuple) of this file: name -> field names in order. A record
+        # built from a val pattern and a train pattern is not val data as a whole: each field keeps the
+        # kinds of what was passed for it, in attr_kinds[("*", field)] (field-sensitive taint)
+        self.records: dict[str, list[str]] = _record_fields(fa)
+        self._grown_attrs: set[str] = set()  # attributes whose stored kinds grew in this pass
         self.funcs: dict[ast.AST, FuncFacts] = {}
         self.by_name: dict[str, list[FuncFacts]] = {}
         self._calls: dict[ast.AST, list] = {}
@@ -156,6 +163,8 @@ class FlowAnalysis:
             grown = {node for node in dirty if len(self.funcs[node].returns) != returns_before[node]}
             dirty = {c for node in grown for c in callers.get(node, ())}
             dirty |= self._params_from_call_sites()
+            dirty |= {node for name in self._grown_attrs for node in self._attr_readers.get(name, ())}
+            self._grown_attrs.clear()
             if not dirty:
                 break
         for facts in self.funcs.values():
@@ -185,6 +194,17 @@ class FlowAnalysis:
                 facts.bind(p, 0, {f"p:{i}"} | ({V} if VAL_NAME.match(p) else set()))
             facts.loop_spans = [(s.lineno, s.end_lineno) for s in facts.stmts
                                 if isinstance(s, (ast.For, ast.AsyncFor, ast.While))]
+
+    @cached_property
+    def _attr_readers(self) -> dict[str, set]:
+        """attribute name -> the functions that load it (re-propagated when its stored kinds grow)."""
+        out: dict[str, set] = {}
+        for facts in self.funcs.values():
+            for s in facts.stmts:
+                for node in self.exprs(s):
+                    if isinstance(node, ast.Attribute):
+                        out.setdefault(node.attr, set()).add(facts.node)
+        return out
 
     def exprs(self, s: ast.stmt) -> list:
         """The expression nodes of one statement, not of the statements nested in it (from the index)."""
@@ -315,6 +335,9 @@ class FlowAnalysis:
             return out
         out = set()
         callees = self.callees(call)
+        fields = self.records.get(name) if not callees else None
+        if fields is not None:
+            return self._construct_record(fields, args, kw, f)
         if callees:
             for callee in callees:
                 out |= self._instantiate(callee.returns, callee, call, args, kw, receiver)
@@ -333,6 +356,18 @@ class FlowAnalysis:
                 if any(k.startswith(prefix) for c in callees for k in c.returns):
                     out.add(f"{prefix}{call.lineno}")
         return out
+
+    def _construct_record(self, fields: list[str], args: list, kw: dict, f: FuncFacts) -> set:
+        """`Layout(train_pattern, val_pattern, ...)`: each field's kinds go to attr_kinds[("*", field)]
+        (what the callers pass for a parameter included); the record itself carries only sizes."""
+        passed = list(zip(fields, args)) + [(name, k) for name, k in kw.items() if name in fields]
+        for name, kinds in passed:
+            plain = {k for k in self.effective(kinds, f) if not k.startswith(("p:", "pt:"))}
+            cur = self.attr_kinds.setdefault(("*", name), set())
+            if not plain <= cur:
+                cur |= plain
+                self._grown_attrs.add(name)
+        return {N} & set().union(*args, *kw.values())
 
     def _instantiate(self, kinds: Iterable[str], callee: FuncFacts, call: ast.Call, args: list, kw: dict,
                      receiver: set | None = None) -> set:
@@ -385,6 +420,7 @@ class FlowAnalysis:
             plain = {k for k in kinds if not k.startswith(("p:", "pt:"))}
             if not plain <= cur:
                 cur |= plain
+                self._grown_attrs.add(target.attr)
                 changed = True
             return changed
         if isinstance(target, ast.Subscript):
@@ -526,9 +562,18 @@ class FlowAnalysis:
     def _aug_event(self, f: FuncFacts, s: ast.AugAssign, reported: set, params: set) -> None:
         k = frozenset(self.kinds(s.value, f))
         if isinstance(s.target, ast.Subscript):
+            if _constant_index(s.target.slice):
+                # `self.sums[0] += nll.sum()`: a fixed slot of an accumulator (BpbAccumulator.add), not
+                # a table keyed by the data; scoring when the accumulator is reported or passed in
+                self._accumulation(f, s, k, _root_name(s.target), reported, params)
+                return
             self._table_write(f, s, s.target)
             return
-        root = _root_name(s.target)
+        self._accumulation(f, s, k, _root_name(s.target), reported, params)
+
+    def _accumulation(self, f: FuncFacts, s: ast.AugAssign, k: frozenset, root: str | None, reported: set,
+                      params: set) -> None:
+        """`acc += value` of data into an accumulator the function reports or was handed: a score."""
         data = {x for x in k if x in (V, T) or x.startswith("p:")}
         if not data or root is None:
             return
@@ -1267,6 +1312,12 @@ def _operands(e: ast.AST) -> list:
             if not isinstance(c, (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop))]
 
 
+def _constant_index(index: ast.AST) -> bool:
+    """`[0]`, `[0, 1]`: a fixed slot, not a position or key computed from data."""
+    elts = index.elts if isinstance(index, ast.Tuple) else [index]
+    return all(isinstance(e, ast.Constant) for e in elts)
+
+
 def _has(kinds: Iterable[str], prefix: str) -> bool:
     return any(k.startswith(prefix) for k in kinds)
 
@@ -1309,6 +1360,22 @@ def _loop_vars(fa: FileAnalysis, node: ast.AST) -> set:
     for anc in fa.ancestors(node):
         if isinstance(anc, (ast.For, ast.AsyncFor)):
             out |= _names_in_target(anc.target)
+    return out
+
+
+def _record_fields(fa: FileAnalysis) -> dict[str, list[str]]:
+    """{class name: annotated field names} of the dataclasses and NamedTuples defined outside functions."""
+    out = {}
+    for s in fa.index.stmts.get(fa.tree, ()):
+        if not isinstance(s, ast.ClassDef):
+            continue
+        marks = [_root_name(d) if not isinstance(d, ast.Attribute) else d.attr for d in s.decorator_list]
+        marks += [b.attr if isinstance(b, ast.Attribute) else _root_name(b) for b in s.bases]
+        marks += [d.func.attr for d in s.decorator_list if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)]
+        if not {"dataclass", "NamedTuple"} & set(marks):
+            continue
+        out[s.name] = [st.target.id for st in s.body if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)
+                       and "ClassVar" not in ast.unparse(st.annotation)]
     return out
 
 

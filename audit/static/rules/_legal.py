@@ -216,4 +216,147 @@ def eval_val_context_bias(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + MAIN.format(ttt="eval_val_context_bias")
 
+# -- the idioms of a pipeline packaged into one file (golf/bundle.py): a data-layout record holding
+# both shard patterns, a byte-LUT builder reading vocabulary pieces, calibration through the record's
+# train field, and score-first TTT that scores through helper functions and an accumulator object
+
+LAYOUT = '''
+
+from dataclasses import dataclass
+import sentencepiece as spm
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    train_pattern: str
+    val_pattern: str
+    tokenizer_path: str
+
+
+def resolve_layout(root):
+    return DataLayout(os.path.join(root, "fineweb_train_*.bin"), os.path.join(root, "fineweb_val_*.bin"),
+                      os.path.join(root, "tokenizer.model"))
+'''
+
+VOCABULARY_BYTE_LUTS = HEADER + LAYOUT + '''
+
+def build_byte_luts(sp):
+    """Bytes per vocabulary piece; a leading "▁" is a space byte, kept apart from the piece's text."""
+    base_bytes = np.zeros(sp.vocab_size(), dtype=np.int32)
+    leading_space = np.zeros(sp.vocab_size(), dtype=bool)
+    for token_id in range(sp.vocab_size()):
+        piece = sp.id_to_piece(token_id)
+        if piece.startswith("▁"):
+            leading_space[token_id] = True
+            piece = piece[1:]
+        base_bytes[token_id] = len(piece.encode("utf-8"))
+    return torch.from_numpy(base_bytes), torch.from_numpy(leading_space)
+
+
+def main():
+    args = Hyperparameters()
+    layout = resolve_layout(os.environ.get("DATA_PATH", "./data"))
+    base_bytes_lut, _ = build_byte_luts(spm.SentencePieceProcessor(model_file=layout.tokenizer_path))
+    model = build_model(args)
+    train(model, args)
+    val_tokens = load_validation_tokens(layout.val_pattern, args.seq_len)
+    print(eval_val(args, model, val_tokens, base_bytes_lut))
+'''
+
+LAYOUT_TRAIN_CALIBRATION = HEADER + LAYOUT + '''
+
+def calibration_batches(pattern, n, seq_len):
+    tokens = torch.from_numpy(np.fromfile(sorted(glob.glob(pattern))[0], dtype=np.uint16)).long()
+    return [tokens[i * seq_len : (i + 1) * seq_len][None] for i in range(n)]
+
+
+def collect_hessians(model, batches):
+    hessians = {}
+
+    def hook(mod, inp, out, name):
+        x = inp[0].reshape(-1, inp[0].shape[-1]).float()
+        hessians[name] = hessians.get(name, 0) + x.T @ x
+
+    handles = [m.register_forward_hook(lambda m, i, o, n=n: hook(m, i, o, n)) for n, m in model.named_modules()]
+    with torch.no_grad():
+        for x in batches:
+            model.forward_logits(x)
+    for h in handles:
+        h.remove()
+    return hessians
+
+
+def calibrate(model, args, layout):
+    return collect_hessians(model, calibration_batches(layout.train_pattern, 64, args.seq_len))
+
+
+def run_pipeline(args, layout):
+    model = build_model(args)
+    train(model, args)
+    quantize(model, calibrate(model, args, layout))
+    val_tokens = load_validation_tokens(layout.val_pattern, args.seq_len)
+    print(eval_val(args, model, val_tokens, build_luts(args)))
+
+
+def main():
+    run_pipeline(Hyperparameters(), resolve_layout(os.environ.get("DATA_PATH", "./data")))
+'''
+
+SCORE_FIRST_TTT_HELPERS = HEADER + '''
+
+class BpbAccumulator:
+    def __init__(self):
+        self.sums = torch.zeros(3, dtype=torch.float64)
+
+    def add(self, nll, target_ids, base_bytes_lut):
+        self.sums[0] += nll.double().sum()
+        self.sums[1] += target_ids.numel()
+        self.sums[2] += base_bytes_lut[target_ids].double().sum()
+
+    @property
+    def val_bpb(self):
+        return float(self.sums[0] / self.sums[2] / math.log(2))
+
+
+def score_chunk(model, val_tokens, start, end, base_bytes_lut, accumulator):
+    local = val_tokens[start : end + 1].long()
+    x, y = local[:-1][None], local[1:][None]
+    nll = F.cross_entropy(model.forward_logits(x).flatten(0, 1), y.flatten(), reduction="none")
+    accumulator.add(nll, y, base_bytes_lut)
+
+
+def train_on_chunk(model, optimizer, val_tokens, start, end, epochs):
+    local = val_tokens[start : end + 1].long()
+    for _ in range(epochs):
+        optimizer.zero_grad()
+        model(local[:-1][None], local[1:][None]).backward()
+        optimizer.step()
+
+
+def eval_score_first_ttt(args, model, val_tokens, base_bytes_lut):
+    """Each chunk is scored through the helpers first, then trained on; the last chunk never."""
+    s0 = BpbAccumulator()
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    chunk = 32768
+    n_chunks = -(-(val_tokens.numel() - 1) // chunk)
+    for c in range(n_chunks):
+        start, end = c * chunk, min((c + 1) * chunk, val_tokens.numel() - 1)
+        with torch.inference_mode():
+            score_chunk(model, val_tokens, start, end, base_bytes_lut, s0)
+        if c == n_chunks - 1:
+            break
+        train_on_chunk(model, optimizer, val_tokens, start, end, args.ttt_epochs)
+    return s0.val_bpb
+
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    train(model, args)
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    print(f"final_ttt val_bpb:{eval_score_first_ttt(args, model, val_tokens, build_luts(args)):.6f}")
+'''
+
+PACKAGED_PIPELINE = [VOCABULARY_BYTE_LUTS, LAYOUT_TRAIN_CALIBRATION, SCORE_FIRST_TTT_HELPERS]
+
 ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS]

@@ -47,6 +47,18 @@ def eval_val_adapt_then_score(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + _legal.MAIN.format(ttt="eval_val_adapt_then_score")
 
+# the helper-based score-first loop with its two calls swapped: each chunk is trained on, then scored
+HELPERS_ADAPT_THEN_SCORE = _legal.SCORE_FIRST_TTT_HELPERS.replace(
+    "        with torch.inference_mode():\n"
+    "            score_chunk(model, val_tokens, start, end, base_bytes_lut, s0)\n"
+    "        if c == n_chunks - 1:\n"
+    "            break\n"
+    "        train_on_chunk(model, optimizer, val_tokens, start, end, args.ttt_epochs)\n",
+    "        train_on_chunk(model, optimizer, val_tokens, start, end, args.ttt_epochs)\n"
+    "        with torch.inference_mode():\n"
+    "            score_chunk(model, val_tokens, start, end, base_bytes_lut, s0)\n",
+)
+
 PRE_QUANT_TTT = _legal.HEADER + '''
 
 def pre_quant_adamw_ttt(h, model, val_data):
@@ -111,4 +123,4 @@ def eval_val_lagged_ttt(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + _legal.MAIN.format(ttt="eval_val_lagged_ttt"),
     ]
-    INVALID = [PRE_EVAL_TTT, SAME_LOOP_ADAPT_THEN_SCORE, PRE_QUANT_TTT]
+    INVALID = [PRE_EVAL_TTT, SAME_LOOP_ADAPT_THEN_SCORE, PRE_QUANT_TTT, HELPERS_ADAPT_THEN_SCORE]

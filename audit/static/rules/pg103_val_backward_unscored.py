@@ -22,7 +22,7 @@ class AuxiliaryValBackward(FlowRule):
     references = ("#1530", "#1610", "#1626", "#2139", "#1240")
     summary = "backward on validation tokens that have not been scored (warm-up / auxiliary)"
 
-    VALID = _legal.ALL
+    VALID = _legal.ALL + [_legal.SCORE_FIRST_TTT_HELPERS]  # scored through helpers and an accumulator
     INVALID = [
         _legal.HEADER + '''
 

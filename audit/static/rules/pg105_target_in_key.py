@@ -71,6 +71,8 @@ def eval_mixed(args, model, ngram, val_tokens):
         loss_sum += -torch.log(p.gather(-1, y[..., None])).double().sum()
     return float(loss_sum)
 ''',
+        # `piece.startswith("▁")` tests vocabulary pieces, not the realised target
+        _legal.VOCABULARY_BYTE_LUTS,
     ]
     INVALID = [
         _legal.ONLINE_NGRAM_HINTS.replace(

@@ -22,6 +22,8 @@ class CalibrationOnValidation(FlowRule):
     summary = "calibration hooks (GPTQ Hessians) are fed validation tokens"
 
     VALID = _legal.ALL + [
+        # calibrates on `layout.train_pattern`; the layout record also holds the val pattern
+        _legal.LAYOUT_TRAIN_CALIBRATION,
         _legal.HEADER + '''
 
 def collect_hessians(model, batches):
@@ -57,4 +59,5 @@ def main():
             "val_tokens = load_validation_tokens(args.val_files, args.seq_len)\n"
             "    batches = [val_tokens[i * 2048 : (i + 1) * 2048][None] for i in range(64)]\n    hessians",
         ),
+        _legal.LAYOUT_TRAIN_CALIBRATION.replace("layout.train_pattern", "layout.val_pattern"),
     ]
