@@ -28,14 +28,15 @@ def row_scales(W: Tensor, percentile: float, qmax: int) -> Tensor:
     The 1/q_max floor is the records' rule (reference.md 4.3); it binds for rows whose clipped
     max |w| is below 1 (see `floor_bound_rows`).
     """
-    absW = W.detach().float().abs()
-    clip = absW.amax(dim=1) if percentile >= 1.0 else torch.quantile(absW, percentile, dim=1)
-    return (clip / qmax).clamp_min(1.0 / qmax).to(torch.float16)
+    return candidate_row_scales(W, qmax, (percentile,))[0]
 
 
 def candidate_row_scales(W: Tensor, qmax: int, percentiles=CLIP_PERCENTILES) -> Tensor:
-    """Scales of every clip candidate, shape (len(percentiles), rows), fp16."""
-    return torch.stack([row_scales(W, p, qmax) for p in percentiles])
+    """Scales of every clip candidate, shape (len(percentiles), rows), fp16 (one sort per matrix)."""
+    absW = W.detach().float().abs()
+    probs = torch.tensor(percentiles, dtype=torch.float32, device=absW.device)
+    clip = torch.quantile(absW, probs, dim=1)  # p = 1.0 gives the row max exactly
+    return (clip / qmax).clamp_min(1.0 / qmax).to(torch.float16)
 
 
 def floor_bound_rows(scale: Tensor, bits: int) -> int:
