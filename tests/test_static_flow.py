@@ -133,6 +133,30 @@ def calibrate(""").replace(
     assert rules_found(val_in_a_field) == {"CALIB-1"}
 
 
+
+def test_a_method_call_never_runs_a_module_function_of_the_same_name():
+    # `model.train()` is torch's Module.train; this file's `def train` trains on val tokens
+    snippet = _legal.HEADER + '''
+
+def train(model):
+    tokens = load_validation_tokens(Hyperparameters.val_files, 1024)[:4097].long()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt.zero_grad()
+    model(tokens[:-1][None], tokens[1:][None]).backward()
+    opt.step()
+
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    print(eval_val(args, model, val_tokens, build_luts(args)))
+    model.train()
+    print(eval_val(args, model, val_tokens, build_luts(args)))
+'''
+    assert rules_found(snippet) == set()
+    assert rules_found(snippet.replace("    model.train()", "    train(model)")) >= {"TTT-2"}
+
 @pytest.mark.slow  # bundles the golf package (about 5 s)
 def test_the_bundled_reference_audits_without_errors(tmp_path):
     from audit.cli import audit_static

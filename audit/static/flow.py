@@ -226,6 +226,10 @@ class FlowAnalysis:
         call; the last def of the file for a call inside a function)."""
         name = callee_name(call)
         found = self.by_name.get(name, []) if name else []
+        if isinstance(call.func, ast.Attribute):
+            # `obj.f(...)` runs a method: `model.train(False)` is torch's, not this file's `def train`
+            # (a call through a module alias reaches another file, which this analysis does not see)
+            found = [c for c in found if c.cls]
         if len(found) > 1 and isinstance(call.func, ast.Name):
             top = [c for c in found if isinstance(self.fa.parents.get(c.node), ast.Module)]
             if len(top) == len(found):
