@@ -233,6 +233,7 @@ def build_context(sub: Submission):
             other_files=sub.other_files,
             line_maps={sub.entry: normalized.line_map},
             commands=sub.commands,
+            trees={sub.entry: normalized.tree} if normalized.tree is not None else None,
         )
     except SyntaxError as exc:  # the entry or a file inlined into it does not parse
         path, line = normalized.line_map(exc.lineno or 0)

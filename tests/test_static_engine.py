@@ -160,3 +160,22 @@ def test_guards_fold_getattr_locals_and_minified_constants():
     assert "etlb_enabled" in fa.unreachable_reason(etlb_line)
     logged = context_from_snippet({"train_gpt.py": code, "train.log": "etlb_enabled: True\n"}).entry.analysis
     assert not logged.unreachable_reason(etlb_line)
+
+
+def test_the_normalisers_tree_is_reused_only_when_normalising_changed_nothing(tmp_path):
+    import base64
+    import zlib
+
+    from audit.submission import build_context, load_submission
+
+    code = "import torch\n\n\ndef main():\n    print(torch.zeros(1))\n"
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "train_gpt.py").write_text(code)
+    ctx = build_context(load_submission(str(tmp_path / "plain"), []))
+    assert ctx.normalized.tree is not None and ctx.files[0].analysis.tree is ctx.normalized.tree
+    packed = base64.b64encode(zlib.compress(code.encode())).decode()
+    (tmp_path / "shim").mkdir()
+    (tmp_path / "shim" / "train_gpt.py").write_text(f'import zlib, base64\nexec(zlib.decompress(base64.b64decode("{packed}")))\n')
+    ctx = build_context(load_submission(str(tmp_path / "shim"), []))
+    assert ctx.normalized.tree is None and "def main():" in ctx.files[0].text
+    assert ast.dump(ctx.files[0].analysis.tree) == ast.dump(parse_python(ctx.files[0].text))

@@ -10,6 +10,7 @@ unreachable to a note that says why. Nothing from the audited folder is imported
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -86,17 +87,20 @@ def context_from_sources(
     other_files: list[str] | None = None,
     line_maps: dict[str, Callable[[int], tuple[str, int]]] | None = None,
     commands: dict[str, str] | None = None,
+    trees: dict[str, ast.Module] | None = None,
 ) -> AuditContext:
     """The AuditContext of one submission from its normalised Python sources {relative path: text}.
 
     `line_maps` maps a normalised line back to (original path, line) per source (from normalize.py);
-    `commands` are extra shell texts with env assignments (run.sh); the README is always read.
+    `commands` are extra shell texts with env assignments (run.sh); the README is always read;
+    `trees` are asts of sources the caller already parsed (the normaliser's, when it changed nothing).
     Raises SyntaxError when a source does not parse (the caller reports it as a GolfError).
     """
     logs = dict(logs or {})
     line_maps = line_maps or {}
     order = _entry_first(sources)
-    trees = {path: parse_python(sources[path], path) for path in order}
+    given = trees or {}
+    trees = {path: given.get(path) or parse_python(sources[path], path) for path in order}
     indexes = {path: Index.build(trees[path]) for path in order}
     shell = {"README.md": readme or ""}
     shell.update(commands or {})

@@ -145,6 +145,7 @@ class FlowAnalysis:
         self.funcs: dict[ast.AST, FuncFacts] = {}
         self.by_name: dict[str, list[FuncFacts]] = {}
         self._calls: dict[ast.AST, list] = {}
+        self._callees: dict[ast.Call, list] = {}  # call -> callees(call); by_name is fixed after _collect
         self._memo: dict = {}  # (what, key) -> result of the per-function / per-loop helpers below
         self._collect()
         # propagate every function once, then again only those whose callees' returns or whose
@@ -224,6 +225,12 @@ class FlowAnalysis:
         """This file's functions a call may run: by name; for a plain `f(...)` with several
         module-level `def f`, the one bound when the call runs (the last def above a module-level
         call; the last def of the file for a call inside a function)."""
+        found = self._callees.get(call)
+        if found is None:
+            found = self._callees[call] = self._resolve_callees(call)
+        return found
+
+    def _resolve_callees(self, call: ast.Call) -> list[FuncFacts]:
         name = callee_name(call)
         found = self.by_name.get(name, []) if name else []
         if isinstance(call.func, ast.Attribute):
@@ -1224,17 +1231,30 @@ _NAMES: dict = {}
 
 
 def _names(node: ast.AST) -> set:
+    """The names an expression (or statement) reads or binds, nested ones included (memoised)."""
     out = _NAMES.get(node)
     if out is None:
-        out = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+        found = []
+        stack = [node]
+        while stack:  # ast.walk without its generator and iter_fields overhead (a hot path)
+            n = stack.pop()
+            if n.__class__ is ast.Name:
+                found.append(n.id)
+                continue
+            for fname in n._fields:
+                value = getattr(n, fname, None)
+                if value.__class__ is list:
+                    stack.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    stack.append(value)
+        out = frozenset(found)
         if len(_NAMES) > 200_000:
             _NAMES.clear()
         _NAMES[node] = out
     return set(out)
 
 
-def _names_in_target(target: ast.AST) -> set:
-    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+_names_in_target = _names  # the names a binding target binds (subscript / attribute bases included)
 
 
 def _root_name(node: ast.AST) -> str | None:

@@ -56,8 +56,11 @@ class Block(torch.nn.Module):
             fa = src.analysis
             if not isinstance(fa, FileAnalysis):
                 continue
+            shifting = _functions_around_drop_last_slices(fa)
             for defs in fa.functions.values():
                 for fn in defs:
+                    if fn not in shifting:
+                        continue  # nothing in it drops the last position: no walk of its body
                     shift = _token_shift(fn)
                     if shift is not None and fa.reachable(shift) and not _has_bos_mask(fn):
                         yield self.finding(
@@ -67,6 +70,15 @@ class Block(torch.nn.Module):
                             "sees the previous document",
                             evidence=ast.unparse(shift),
                         )
+
+
+def _functions_around_drop_last_slices(fa: FileAnalysis) -> set:
+    """The functions (outer ones included) that contain an `x[:, :-1]` slice, from the parent map."""
+    out = set()
+    for node in fa.parents:
+        if node.__class__ is ast.Subscript and _slice_drops_last(node):
+            out.update(a for a in fa.ancestors(node) if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return out
 
 
 def _slice_drops_last(node: ast.AST) -> bool:
