@@ -147,6 +147,7 @@ class FlowAnalysis:
         self._calls: dict[ast.AST, list] = {}
         self._callees: dict[ast.Call, list] = {}  # call -> callees(call); by_name is fixed after _collect
         self._memo: dict = {}  # (what, key) -> result of the per-function / per-loop helpers below
+        _NAMES.clear()  # the memo of the previous file would keep its whole tree alive
         self._collect()
         # propagate every function once, then again only those whose callees' returns or whose
         # callers' arguments changed
