@@ -1,9 +1,9 @@
 """The `golf train` pipeline as a chain of stages (reference.md 4.1 and 5.3):
 
   train (timed) -> calibrate Hessians on train data (same timer, asserted <= the training budget)
-  -> pre-quant val eval of the EMA model -> GPTQ int5 / int8 quantisation + compression, artifact
-  size asserted -> evaluation of the dequantised artifact read back from disk (timed from the
-  artifact bytes read): sliding window, then score-first TTT (s_0) -> run.json.
+  -> pre-quant val eval of the EMA model -> GPTQ int5 / int8 quantisation + compression, pruned
+  to fit the artifact budget and asserted -> evaluation of the dequantised artifact read back from
+  disk (timed from the artifact bytes read): sliding window, then score-first TTT (s_0) -> run.json.
 
 Every rank runs every stage; rank 0 alone writes files. Each stage returns plain numbers that end
 up in run.json (keys of design.md section 3).
@@ -27,8 +27,9 @@ from golf.data.layout import DataLayout
 from golf.eval.phase import run_evaluation
 from golf.eval.sliding import synchronize
 from golf.model import GPT
-from golf.quant.artifact import ArtifactSize, check_artifact_budget, load_artifact, pack_artifact
+from golf.quant.artifact import check_artifact_budget, load_artifact
 from golf.quant.calibration import calibration_batches
+from golf.quant.fit import fit_to_budget
 from golf.quant.gptq import collect_hessians
 from golf.quant.pack import dequantize_state, quantize_state_dict, summarize
 from golf.runlog import RunLog, loaded_source_files
@@ -82,7 +83,8 @@ def calibrate(model: GPT, hp: Hyperparameters, layout: DataLayout, budget: Wallc
 
 def quantize(model: GPT, hessians: dict, hp: Hyperparameters, out_dir: Path, rank: int, world: int,
              log: RunLog) -> QuantResult:
-    """GPTQ / int8 / fp16 per tensor, compress, account code + model bytes, write the artifact."""
+    """GPTQ / int8 / fp16 per tensor, compress, zero the cheapest |q|=1 int5 entries if code + model
+    bytes exceed the budget (golf.quant.fit), write the artifact."""
     started = time.perf_counter()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     qstate = quantize_state_dict(
@@ -92,9 +94,12 @@ def quantize(model: GPT, hessians: dict, hp: Hyperparameters, out_dir: Path, ran
         mode=hp.gptq_mode, prune_fraction=hp.prune_fraction, device=next(model.parameters()).device,
     )
     log(f"quant_summary: {json.dumps(summarize(qstate))}")
-    blob = pack_artifact(qstate)
     code = sum(path.stat().st_size for path in loaded_source_files())
-    size = ArtifactSize(code_bytes=code, model_bytes=len(blob), budget=hp.artifact_budget_bytes)
+    fit = fit_to_budget(qstate, code, hp.artifact_budget_bytes)
+    if fit.n_zeroed:
+        log(f"size_fit: zeroed {fit.n_zeroed} of {fit.n_candidates} |q|=1 entries to fit "
+            f"{hp.artifact_budget_bytes} bytes")
+    blob, size = fit.blob, fit.size
     path = out_dir / ARTIFACT_NAME
     if rank == 0:
         path.write_bytes(blob)
