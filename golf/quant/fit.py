@@ -8,15 +8,15 @@ binary-searched so that code + blob <= budget (the 03-25 merged record's size ta
 bytes). If zeroing every such entry still does not fit, BudgetExceeded names both sizes.
 
 Search codec: compressing the record-size container with the real codec (zstd-22 and lzma-9, the
-smaller kept) takes about a minute on CPU, so the binary search measures a fast proxy instead
-(zstd level 3, well under a second) and converts the byte target into proxy bytes with the
-real/proxy ratio measured at the last point where both are known. The proxy's relative savings
-from zeroing are not exactly the real codec's (on a 14 KB toy container zstd-3 saves ~2 % where
-lzma-9 saves ~5 %), so the count found is an estimate: the real codec checks it, and when it still
-overflows the ratio is re-measured there and the search continues above that count. Every real
-compression is therefore a check of a candidate answer (typically 2-3 in all, the first being the
-unpruned size that the pipeline needs anyway), never a search step. The price is that the count
-may exceed the true minimum when the proxy under-reports the savings.
+smaller kept) takes about a minute on CPU, so every binary-search step measures a fast proxy
+instead (zstd level 3, well under a second) and only candidate answers go through the real codec.
+The proxy's savings from zeroing are not the real codec's (lzma-9 saves 2-3x more bytes per zeroed
+entry than zstd-3 here), so proxy bytes are mapped to real bytes from real measurements: before
+any count is known to fit, by the real/proxy ratio at the last overflowing count (an estimate that
+overshoots, i.e. finds a fitting count quickly); afterwards by linear interpolation between the
+largest overflowing and the smallest fitting count, which narrows the bracket towards the minimum.
+At most `max_real_checks` real compressions are spent once a fit is known (the first being the
+unpruned size the pipeline needs anyway), so the count may exceed the true minimum slightly.
 """
 
 from __future__ import annotations
@@ -96,48 +96,60 @@ class FitResult:
 
 def fit_to_budget(qstate: QuantizedState, code_bytes: int, budget: int,
                   compress_fn: Callable[[bytes], bytes] = compress,
-                  proxy_fn: Callable[[bytes], bytes] = proxy_compress) -> FitResult:
+                  proxy_fn: Callable[[bytes], bytes] = proxy_compress,
+                  max_real_checks: int = 4) -> FitResult:
     """Zero the fewest cheapest |q| == 1 int5 entries so that code_bytes + len(blob) <= budget.
 
     `compress_fn` is the real codec (its output is what counts and what is returned); `proxy_fn`
-    only steers the search (see the module docstring). Raises BudgetExceeded naming the artifact
-    and budget sizes when even zeroing every candidate does not fit.
+    only steers the search (see the module docstring). Once a fitting count is known, the search
+    stops after `max_real_checks` real compressions and returns the smallest fitting count found.
+    Raises BudgetExceeded naming the artifact and budget sizes when even zeroing every candidate
+    does not fit.
     """
-    def real(count: int) -> tuple[QuantizedState, bytes, ArtifactSize]:
-        state = zero_cheapest(qstate, candidates, count) if count else qstate
-        blob = compress_fn(serialize_state(state))
-        return state, blob, ArtifactSize(code_bytes, len(blob), budget)
+    candidates = prune_candidates(qstate)
+    proxy_cache: dict[int, int] = {}
 
     def proxy_bytes(count: int) -> int:
-        return len(proxy_fn(serialize_state(zero_cheapest(qstate, candidates, count))))
+        if count not in proxy_cache:
+            proxy_cache[count] = len(proxy_fn(serialize_state(zero_cheapest(qstate, candidates, count))))
+        return proxy_cache[count]
 
-    candidates = prune_candidates(qstate)
-    state, blob, size = real(0)
-    if size.total <= budget:
-        return FitResult(state, blob, size, 0, len(candidates))
-    model_target = budget - code_bytes
-    lo, hi = 1, len(candidates)
-    checked, checked_proxy = 0, proxy_bytes(0)
-    while lo <= hi and model_target > 0:
-        proxy_target = model_target * checked_proxy / size.model_bytes
-        # smallest count in [lo, hi] whose proxy size meets the target (hi if none does)
-        a, b = lo, hi
-        while a < b:
-            mid = (a + b) // 2
-            if proxy_bytes(mid) <= proxy_target:
-                b = mid
+    def real(count: int) -> FitResult:
+        state = zero_cheapest(qstate, candidates, count) if count else qstate
+        blob = compress_fn(serialize_state(state))
+        return FitResult(state, blob, ArtifactSize(code_bytes, len(blob), budget), count, len(candidates))
+
+    fail = real(0)  # the largest count known to overflow
+    if fail.size.total <= budget:
+        return fail
+    fit: FitResult | None = None  # the smallest count known to fit
+    target = budget - code_bytes
+    checks = 1
+    while fit is None or checks < max_real_checks:
+        lo, hi = fail.n_zeroed + 1, (fit.n_zeroed - 1 if fit else len(candidates))
+        if lo > hi:
+            break
+        p_fail = proxy_bytes(fail.n_zeroed)
+        if fit is None:  # real/proxy ratio at the last overflow
+            p_target = target * p_fail / fail.size.model_bytes
+        else:  # interpolate real bytes linearly in proxy bytes between the bracketing counts
+            p_fit = proxy_bytes(fit.n_zeroed)
+            p_target = p_fail + (target - fail.size.model_bytes) * (p_fit - p_fail) / (
+                fit.size.model_bytes - fail.size.model_bytes)
+        while lo < hi:  # smallest count in [lo, hi] whose proxy size meets p_target (hi if none)
+            mid = (lo + hi) // 2
+            if proxy_bytes(mid) <= p_target:
+                hi = mid
             else:
-                a = mid + 1
-        checked = a
-        state, blob, size = real(checked)
-        if size.total <= budget:
-            return FitResult(state, blob, size, checked, len(candidates))
-        checked_proxy = proxy_bytes(checked)
-        lo = checked + 1
-    if checked != len(candidates):  # the search never measured the all-zeroed state: do it now
-        state, blob, size = real(len(candidates))
-        if size.total <= budget:
-            return FitResult(state, blob, size, len(candidates), len(candidates))
-    raise BudgetExceeded(
-        f"{size.describe()} even with all {len(candidates):,} |q|=1 int5 entries zeroed: "
-        f"over by {-size.headroom:,} bytes")
+                lo = mid + 1
+        checked = real(lo)
+        checks += 1
+        if checked.size.total <= budget:
+            fit = checked
+        else:
+            fail = checked
+    if fit is None:
+        raise BudgetExceeded(
+            f"{fail.size.describe()} even with all {len(candidates):,} |q|=1 int5 entries zeroed: "
+            f"over by {-fail.size.headroom:,} bytes")
+    return fit
