@@ -1,6 +1,10 @@
 """Replays of the fixture submissions (tests/fixtures/replay/*): the legal one passes, every illegal one
 fails with its rule id at the line its `# <- EXPECT RULE` comment marks.
 
+A fixture folder holds either a whole train_gpt.py or only its variant.py; a run gets one file,
+train_gpt.py = variant.py followed by tests/fixtures/replay/_shared.py, and the expected lines are
+those of that assembled file.
+
 Each replay runs the fixture's train_gpt.py in a subprocess on small shards in the real format
 (golf.data.corpus, vocab 384), training included; the probe run (C1) is made only where it is the
 mechanism under test, to keep the suite short.
@@ -20,6 +24,7 @@ from audit.replay.run import SYNTHETIC
 from golf.data.tokenizer import build_byte_luts, load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "replay"
+SHARED = FIXTURES / "_shared.py"
 EXPECT = re.compile(r"# <- EXPECT (\S+)")
 
 pytestmark = pytest.mark.slow
@@ -35,8 +40,31 @@ def data(tmp_path_factory):
     return out
 
 
+def source(name: str) -> str:
+    """The fixture's train_gpt.py as a run sees it."""
+    folder = FIXTURES / name
+    if (folder / "train_gpt.py").exists():
+        return (folder / "train_gpt.py").read_text()
+    return (folder / "variant.py").read_text() + "\n\n" + SHARED.read_text()
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    """The folder of one fixture submission, its train_gpt.py assembled (see source)."""
+    root = tmp_path_factory.mktemp("fixtures")
+
+    def prepare(name: str) -> Path:
+        folder = root / name
+        if not folder.exists():
+            folder.mkdir()
+            (folder / "train_gpt.py").write_text(source(name))
+        return folder
+
+    return prepare
+
+
 def expected(name: str) -> set[tuple[str, int]]:
-    lines = (FIXTURES / name / "train_gpt.py").read_text().splitlines()
+    lines = source(name).splitlines()
     return {(m.group(1), i + 1) for i, line in enumerate(lines) if (m := EXPECT.search(line))}
 
 
@@ -44,8 +72,9 @@ def errors(outcome) -> set[tuple[str, int]]:
     return {(f.rule, f.line) for f in outcome.findings if f.severity == "error"}
 
 
-def test_legal_score_first_ttt_passes_with_its_score_recomputed(data, tmp_path):
-    outcome = run_replay(FIXTURES / "legal_ttt", data=data, keep=tmp_path / "work")
+def test_legal_score_first_ttt_passes_with_its_score_recomputed(data, fixture, tmp_path):
+    folder = fixture("legal_ttt")
+    outcome = run_replay(folder, data=data, keep=tmp_path / "work")
     s = outcome.summary
     assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
     assert abs(s["recomputed_val_bpb"] - s["reported_val_bpb"]) <= 1e-6 * s["reported_val_bpb"]
@@ -66,13 +95,13 @@ def test_legal_score_first_ttt_passes_with_its_score_recomputed(data, tmp_path):
     from golf.data.shards import read_shard
 
     stream = np.asarray(read_shard(data / "fineweb_val_000000.bin")).astype(np.int64)
-    locator = Locator(str(FIXTURES / "legal_ttt"), str(FIXTURES / "legal_ttt" / "train_gpt.py"))
+    locator = Locator(str(folder), str(folder / "train_gpt.py"))
     findings, _, _ = analyze(ledgers, log, stream, luts, locator, eval_budget_s=0.0)
     assert {f.rule for f in findings} == {"BUD-E"}
 
 
-def test_records_style_sliding_windows_count_each_position_once(data):
-    findings, summary = run_replay(FIXTURES / "legal_sliding", data=data, probes=False)
+def test_records_style_sliding_windows_count_each_position_once(data, fixture):
+    findings, summary = run_replay(fixture("legal_sliding"), data=data, probes=False)
     assert verdict_of(findings) == "PASS", [f.message for f in findings]
     assert summary["counted_pass"]["variant"] == "reduced"  # each window sums only its last rows
     assert summary["counted_exactly_once"] == summary["positions_counted"] == summary["positions_scored"]
@@ -83,8 +112,8 @@ def test_records_style_sliding_windows_count_each_position_once(data):
     "rescore_s1", "temperature_rescore", "ttt_before_score", "calib_on_val", "skip_tokens", "count_twice",
     "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "network_call",
 ])
-def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, name):
-    outcome = run_replay(FIXTURES / name, data=data, probes=False)
+def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, fixture, name):
+    outcome = run_replay(fixture(name), data=data, probes=False)
     assert verdict_of(outcome.findings) == "FAIL"
     without_probe = {(rule, line) for rule, line in expected(name) if rule != "C1"}
     assert without_probe and without_probe <= errors(outcome), [(f.rule, f.line, f.message) for f in outcome.findings]
@@ -92,15 +121,15 @@ def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, name):
         assert outcome.summary["network_attempts"] == 2
 
 
-def test_non_causal_attention_fails_the_perturbation_probe(data):
-    outcome = run_replay(FIXTURES / "noncausal_attention", data=data)
+def test_non_causal_attention_fails_the_perturbation_probe(data, fixture):
+    outcome = run_replay(fixture("noncausal_attention"), data=data)
     assert expected("noncausal_attention") <= errors(outcome)
     (probe,) = outcome.summary["probes"]
     assert not probe["passed"] and probe["changed_positions"] > 0 and probe["distributions_changed"] > 0
 
 
-def test_two_rank_torchrun_replay_merges_every_ranks_ledger(data):
-    outcome = run_replay(FIXTURES / "legal_ttt_ddp", data=data, nproc=2, probes=False)
+def test_two_rank_torchrun_replay_merges_every_ranks_ledger(data, fixture):
+    outcome = run_replay(fixture("legal_ttt_ddp"), data=data, nproc=2, probes=False)
     s = outcome.summary
     assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
     assert s["ranks"] == 2 and s["counted_exactly_once"] == s["positions_counted"] == s["positions_scored"]
@@ -108,13 +137,13 @@ def test_two_rank_torchrun_replay_merges_every_ranks_ledger(data):
     assert s["updates_using_val"] == 12  # 6 TTT steps on each rank
 
 
-def test_bad_inputs_and_a_crashing_submission_are_one_line_errors(data, tmp_path):
+def test_bad_inputs_and_a_crashing_submission_are_one_line_errors(data, fixture, tmp_path):
     from golf.errors import GolfError
 
     with pytest.raises(GolfError, match="no train_gpt.py"):
         run_replay(tmp_path, data=data)
     with pytest.raises(GolfError, match="not found"):
-        run_replay(FIXTURES / "legal_ttt", data=tmp_path / "missing")
+        run_replay(fixture("legal_ttt"), data=tmp_path / "missing")
     (tmp_path / "train_gpt.py").write_text("raise RuntimeError('no GPU here')\n")
     with pytest.raises(GolfError, match="failed \\(exit code 1\\): RuntimeError: no GPU here"):
         run_replay(tmp_path, data=data, probes=False)
