@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/setup_venv.sh
 	bash scripts/setup_venv.sh
 	touch $(STAMP)
 
-# The main job on the bundled corpus: tokenizer + shards, then the smoke pipeline, then audit it.
+# The main job on the bundled corpus: tokenizer + shards, then the smoke pipeline (train, quantise, evaluate).
 demo: setup
 	$(PY) -m golf data demo --out $(RUNS)/demo-data
 	$(PY) -m golf train --preset smoke --data $(RUNS)/demo-data --out $(RUNS)/demo
