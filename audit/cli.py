@@ -1,5 +1,13 @@
 """`golf audit PATH...`: the static audit of submission folders or files, optionally with replay.
 
+Instead of paths: `--pr N [--repo GIT_DIR_OR_URL]` audits the records folders pull request N adds or
+changes, read from refs/pull/N/head without touching the clone's work tree (audit/pr.py); the report
+names the folders as the repository does and carries the PR's number, title and date (stats.pr) and
+the record of that date with the significance of the PR's seeds (stats.review). A PR that changes
+no records folder is not an input error: one note on stderr, an empty report, exit 0 (a CI job on
+a PR that only edits docs passes). `--staged` audits the records folders staged for commit, as the
+index holds them (the pre-commit hook of docs/ci/).
+
 Several paths are audited in parallel over the cores (one process each, like `ruff check`). Human
 output goes to stderr through rich; --format json|sarif|github|markdown go to stdout (or --output).
 Exit codes: 0 clean at the --fail-on level, 1 findings, 2 usage / input / internal error. The
@@ -22,7 +30,7 @@ from golf.errors import GolfError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="submission folder(s) or .py file(s)")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="submission folder(s) or .py file(s)")
     parser.add_argument("--log", action="append", default=[], metavar="F",
                         help="a run log to read hyperparameters and claims from (one PATH only; repeatable)")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
@@ -31,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=0, metavar="N",
                         help="parallel processes for several paths (default: the number of cores)")
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout/stderr")
+    source = parser.add_argument_group("audit a pull request or a commit instead of PATHs")
+    source.add_argument("--pr", type=int, metavar="N", help="the records folders pull request N adds or changes")
+    source.add_argument("--repo", metavar="GIT_DIR_OR_URL",
+                        help="--pr: clone, bare repository or URL holding refs/pull/N/head (default: the current one)")
+    source.add_argument("--base", default="main", metavar="BRANCH", help="--pr: the branch the PR targets (default: main)")
+    source.add_argument("--staged", action="store_true", help="the records folders with changes staged for commit")
     replay = parser.add_argument_group("dynamic audit")
     replay.add_argument("--replay", action="store_true", help="also run the instrumented replay of the evaluation")
     replay.add_argument("--data", metavar="DIR", help="replay: data folder (shards in the real format)")
@@ -42,8 +56,10 @@ def _notes(normalized) -> list[str]:
     return [f"{n.path}:{n.line}: {n.kind}: {n.detail}" for n in normalized.notes]
 
 
-def audit_static(path: str, logs: tuple[str, ...] = ()) -> Report:
-    """The static audit of one path as a Report; bad input becomes Report.error, never raises."""
+def audit_static(path: str, logs: tuple[str, ...] = (), date=None) -> Report:
+    """The static audit of one path as a Report; bad input becomes Report.error, never raises.
+    `date` (a datetime.date) is the submission's date when the caller knows it better than the
+    folder does (a PR's date): rulings that apply from a date on are judged at it."""
     from audit.static.engine import run_rules
     from audit.submission import build_context, load_submission
 
@@ -52,6 +68,7 @@ def audit_static(path: str, logs: tuple[str, ...] = ()) -> Report:
     try:
         sub = load_submission(path, list(logs))
         ctx = build_context(sub)
+        ctx.review_date = date
         report.findings = run_rules(ctx)
     except GolfError as exc:
         report.error = str(exc)
@@ -84,9 +101,9 @@ def audit_static(path: str, logs: tuple[str, ...] = ()) -> Report:
     return report
 
 
-def _audit_all(paths: list[str], logs: tuple[str, ...], jobs: int) -> list[Report]:
+def _audit_all(paths: list[str], logs: tuple[str, ...], jobs: int, date=None) -> list[Report]:
     if len(paths) == 1 or jobs == 1:
-        return [audit_static(p, logs) for p in paths]
+        return [audit_static(p, logs, date) for p in paths]
     # Load the engine and the rules once before forking, so each worker starts with them imported.
     from audit.static.engine import load_rules
 
@@ -94,7 +111,7 @@ def _audit_all(paths: list[str], logs: tuple[str, ...], jobs: int) -> list[Repor
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        return list(pool.map(audit_static, paths, [logs] * len(paths)))
+        return list(pool.map(audit_static, paths, [logs] * len(paths), [date] * len(paths)))
 
 
 def _replay(report: Report, args: argparse.Namespace) -> None:
@@ -122,25 +139,112 @@ def exit_code(reports: list[Report], fail_on: str) -> int:
     return 1 if any(f.severity in failing for r in reports for f in r.findings) else 0
 
 
-def run(args: argparse.Namespace) -> int:
-    paths = list(args.paths)
-    if args.log and len(paths) > 1:
-        raise GolfError("--log applies to one PATH; audit the paths one by one")
+def _jobs(args: argparse.Namespace, count: int) -> int:
     if args.jobs < 0:
         raise GolfError("--jobs must be 0 (all cores) or more")
-    jobs = args.jobs or min(len(paths), os.cpu_count() or 1)
-    reports = _audit_all(paths, tuple(args.log), jobs)
+    return args.jobs or max(1, min(count, os.cpu_count() or 1))
+
+
+def _check_sources(args: argparse.Namespace) -> None:
+    chosen = [name for name, given in (("PATH", bool(args.paths)), ("--pr", args.pr is not None),
+                                       ("--staged", args.staged)) if given]
+    if len(chosen) != 1:
+        raise GolfError("give PATH(s), --pr N or --staged (one of them)" if not chosen
+                        else f"{' and '.join(chosen)} exclude each other; give one")
+    if args.log and (len(args.paths) != 1):
+        raise GolfError("--log applies to one PATH; audit the paths one by one")
+    if (args.repo or args.base != "main") and args.pr is None:
+        raise GolfError("--repo and --base apply to --pr")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_sources(args)
+    if args.pr is not None:
+        return _run_pr(args)
+    if args.staged:
+        return _run_staged(args)
+    paths = list(args.paths)
+    reports = _audit_all(paths, tuple(args.log), _jobs(args, len(paths)))
     if len(reports) == 1 and reports[0].error is not None:
         raise GolfError(reports[0].error)  # one path: one clear line, nothing on stdout
     if args.replay:
         for report in reports:
             if report.error is None:
                 _replay(report, args)
+    return _finish(reports, args)
+
+
+def _finish(reports: list[Report], args: argparse.Namespace) -> int:
     for report in reports:
         if report.error is not None:
             print(f"golf: error: {report.error}", file=sys.stderr)
     _emit(reports, args)
     return exit_code(reports, args.fail_on)
+
+
+def _audit_extracted(root: Path, folders: list[str], args: argparse.Namespace, date=None) -> list[Report]:
+    """Audit `folders` written under `root` (a temporary folder), replay them when asked while they
+    still exist, and name each report by its folder in the repository (as annotations need)."""
+    reports = _audit_all([str(root / f) for f in folders], (), _jobs(args, len(folders)), date)
+    for folder, report in zip(folders, reports):
+        if args.replay and report.error is None:
+            _replay(report, args)
+        report.path = folder
+        if report.stats:
+            report.stats["root"] = folder
+        if report.error is not None:
+            report.error = report.error.replace(f"{root}/", "")
+    if len(reports) == 1 and reports[0].error is not None:
+        raise GolfError(reports[0].error)
+    return reports
+
+
+def _nothing_to_audit(what: str, args: argparse.Namespace) -> int:
+    print(f"golf: note: {what} changes no records folder (records/<track>/<folder>/); nothing to audit",
+          file=sys.stderr)
+    if args.format != "text":
+        _emit([], args)
+    return 0
+
+
+def _run_pr(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from audit import pr as pulls
+    from audit.review import review_facts
+
+    with tempfile.TemporaryDirectory(prefix=f"golf-pr{args.pr}-") as tmp:
+        if args.repo and pulls.is_url(args.repo):
+            git_dir = pulls.fetch_remote(args.repo, args.pr, args.base, Path(tmp) / "fetched.git")
+        else:
+            git_dir = pulls.local_git_dir(args.repo)
+        request = pulls.open_pr(git_dir, args.pr, args.base)
+        if not request.folders:
+            return _nothing_to_audit(f"PR #{args.pr}", args)
+        root = Path(tmp) / "head"
+        request.skipped_blobs = pulls.extract_commit(git_dir, request.head, request.folders, root)
+        for name in request.skipped_blobs:
+            print(f"golf: note: {name} is not in the repository (partial mirror); audited without it", file=sys.stderr)
+        reports = _audit_extracted(root, request.folders, args, request.date)
+        for folder, report in zip(request.folders, reports):
+            if report.error is None:
+                report.stats["pr"] = request.to_dict()
+                report.stats["review"] = review_facts(git_dir, args.base, root / folder, folder, request.date)
+    return _finish(reports, args)
+
+
+def _run_staged(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from audit import pr as pulls
+
+    folders = pulls.staged_folders(".")
+    if not folders:
+        return _nothing_to_audit("the commit", args)
+    with tempfile.TemporaryDirectory(prefix="golf-staged-") as tmp:
+        pulls.extract_index(".", folders, Path(tmp))
+        reports = _audit_extracted(Path(tmp), folders, args)
+    return _finish(reports, args)
 
 
 def _emit(reports: list[Report], args: argparse.Namespace) -> None:
