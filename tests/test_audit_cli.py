@@ -65,7 +65,7 @@ def test_text_goes_to_stderr_and_output_file(tmp_path, capsys):
     assert main(["audit", HELPER, "--format", "markdown", "--output", str(out)]) == 0
     assert capsys.readouterr().out == ""
     markdown = out.read_text()
-    assert "[PG002 CODE-1](docs/rules.md#pg002)" in markdown and "| Severity | Rule | Location |" in markdown
+    assert "[PG002 CODE-1](docs/rules.md#pg002)" in markdown and "**Warnings (1)**" in markdown
     assert markdown.rstrip().endswith("verify the evidence.</sub>")
 
 

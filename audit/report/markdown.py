@@ -96,13 +96,9 @@ def _significance(review: dict) -> list[str]:
 
 
 def _review(report: Report) -> list[str]:
-    """The PR facts of one folder: the record of the PR's day, seeds and significance, the date used."""
-    pr = report.stats.get("pr") or {}
+    """The facts of one folder of a PR: the record of the PR's day, the seeds and their significance."""
     review = report.stats.get("review") or {}
-    out = [f"Submission date for dated rulings: **{pr['date']}** ({pr['date_source']})."]
-    rulings = review.get("rulings") or []
-    if rulings:
-        out += ["Rulings in force on that date: " + "; ".join(_one_line(r, 200) for r in rulings) + "."]
+    out = []
     record = review.get("record")
     if record is None:
         out.append(f"Record of the day: unknown ({review.get('record_note') or 'no leaderboard'}).")
@@ -137,9 +133,14 @@ def _header(reports: list[Report]) -> list[str]:
     overall = next((v for v in ("ERROR", "FAIL", "WARN") if v in verdicts), "PASS")
     folders = ", ".join(f"`{r.path}`" for r in reports)
     state = "merged into" if pr.get("merged") else "against"
-    return [f"## golf audit of PR #{pr['number']}: {_one_line(pr['title'], 160)}", "",
-            f"**Verdict: {ICONS[overall]} {overall}** for {folders} (head `{pr['head'][:12]}`, "
-            f"{state} `{pr['base']}` from `{pr['fork_point'][:12]}`).", ""]
+    out = [f"## golf audit of PR #{pr['number']}: {_one_line(pr['title'], 160)}", "",
+           f"**Verdict: {ICONS[overall]} {overall}** for {folders} (head `{pr['head'][:12]}`, "
+           f"{state} `{pr['base']}` from `{pr['fork_point'][:12]}`).", "",
+           f"Submission date for dated rulings: **{pr['date']}** ({pr['date_source']})."]
+    rulings = next((r.stats["review"].get("rulings") for r in reports if r.stats.get("review")), None)
+    if rulings:
+        out.append("Rulings in force on that date: " + "; ".join(_one_line(r, 200) for r in rulings) + ".")
+    return out + [""]
 
 
 def _footer(reports: list[Report]) -> str:
