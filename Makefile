@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml scripts/setup_venv.sh
 	touch $(STAMP)
 
 # The main job on the bundled corpus: tokenizer + shards, then the smoke pipeline (train, quantise, evaluate).
+# A second `make demo` replaces the previous demo run (--replace touches only a folder holding a run).
 demo: setup
 	$(PY) -m golf data demo --out $(RUNS)/demo-data
-	$(PY) -m golf train --preset smoke --data $(RUNS)/demo-data --out $(RUNS)/demo
+	$(PY) -m golf train --preset smoke --data $(RUNS)/demo-data --out $(RUNS)/demo --replace
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
