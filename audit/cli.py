@@ -68,7 +68,7 @@ def audit_static(path: str, logs: tuple[str, ...] = (), date=None) -> Report:
     try:
         sub = load_submission(path, list(logs))
         ctx = build_context(sub)
-        ctx.review_date = date
+        ctx.given_date = date  # read by audit.rulings.context_date when the folder names no date
         report.findings = run_rules(ctx)
     except GolfError as exc:
         report.error = str(exc)
@@ -229,7 +229,7 @@ def _run_pr(args: argparse.Namespace) -> int:
         for folder, report in zip(request.folders, reports):
             if report.error is None:
                 report.stats["pr"] = request.to_dict()
-                report.stats["review"] = review_facts(git_dir, args.base, root / folder, folder, request.date)
+                report.stats["review"] = review_facts(git_dir, request.base_ref, root / folder, folder, request.date)
     return _finish(reports, args)
 
 

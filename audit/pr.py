@@ -37,6 +37,7 @@ class PullRequest:
     number: int
     git_dir: str
     base: str  # the base branch as given (main)
+    base_ref: str  # the ref it was found as (refs/heads/main, refs/remotes/origin/main)
     head: str  # commit of refs/pull/N/head
     fork_point: str
     merged: bool  # the head is already contained in the base branch
@@ -102,11 +103,12 @@ def fetch_remote(url: str, number: int, base: str, into: Path) -> str:
     return git_dir
 
 
-def resolve_base(git_dir: str, base: str) -> str:
+def resolve_base(git_dir: str, base: str) -> tuple[str, str]:
+    """(ref, sha) of the base branch: the local branch, else origin's (a CI checkout has only that)."""
     for candidate in (f"refs/heads/{base}", f"refs/remotes/origin/{base}", base):
         sha = _verify(git_dir, candidate)
         if sha:
-            return sha
+            return candidate, sha
     raise GolfError(f"base branch {base!r} not found in {git_dir} (name it with --base)")
 
 
@@ -166,7 +168,7 @@ def open_pr(git_dir: str, number: int, base: str = "main") -> PullRequest:
     head = _verify(git_dir, f"refs/pull/{number}/head")
     if head is None:
         raise GolfError(f"refs/pull/{number}/head is not in {git_dir}; {fetch_hint(number)}")
-    base_sha = resolve_base(git_dir, base)
+    base_ref, base_sha = resolve_base(git_dir, base)
     fork, merged = fork_point(git_dir, base_sha, head)
     own = _git(git_dir, "rev-list", "--first-parent", f"{fork}..{head}").split() or [head]
     first = own[-1]
@@ -174,7 +176,7 @@ def open_pr(git_dir: str, number: int, base: str = "main") -> PullRequest:
     changed = _git(git_dir, "diff", "--name-only", "--no-renames", "-z", fork, head).split("\0")
     at_head = set(_git(git_dir, "ls-tree", "-d", "--name-only", "-r", head, "--", RECORDS).split("\n"))
     return PullRequest(
-        number=number, git_dir=git_dir, base=base, head=head, fork_point=fork, merged=merged,
+        number=number, git_dir=git_dir, base=base, base_ref=base_ref, head=head, fork_point=fork, merged=merged,
         title=_title(git_dir, number, first, merged, base_sha, head),
         date=dt.datetime.fromisoformat(stamp).date(),
         date_source=f"committer date of the PR's first commit {first[:12]}",

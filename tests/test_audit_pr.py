@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from git_pr_repo import (BASE_RECORD, HEADER, ILLEGAL, ILLEGAL_LINE, ILLEGAL_MAIN, LEGAL, LEGAL_MAIN, MERGED, TRACK,
+from git_pr_repo import (BASE_RECORD, HEADER, ILLEGAL, ILLEGAL_LINE, ILLEGAL_MAIN, LATER, LEGAL, LEGAL_MAIN, MERGED, TRACK,
                          folder_files, under, build_upstream, git)
 
 from audit import pr as pulls
@@ -71,6 +71,9 @@ def test_merged_pr_is_compared_with_the_base_before_its_merge(upstream, capsys):
     assert report["path"] == MERGED  # one folder: the one-report form
     pr = report["stats"]["pr"]
     assert pr["merged"] is True and pr["title"] == "Record: tiny merged" and pr["date"] == "2026-04-06"
+    record = report["stats"]["review"]["record"]  # the base moved on: the record of 2026-04-06 landed after PR 7 forked
+    assert record["folder"] == LATER.split("/")[-1] and record["val_bpb"] == pytest.approx(1.18)
+    assert [row["rule"] for row in report["stats"]["review"]["significance"]] == ["readme", "frontier"]
 
 
 def test_bad_inputs_exit_2_with_one_line(upstream, tmp_path, capsys):
@@ -103,9 +106,12 @@ def test_markdown_review_comment(upstream, capsys):
     assert "**Verdict: ❌ FAIL**" in text and f"`{ILLEGAL}`" in text
     line = (HEADER + ILLEGAL_MAIN).splitlines().index(ILLEGAL_LINE) + 1
     assert f"`{ILLEGAL}/train_gpt.py:{line}`" in text and f"  {line}: {ILLEGAL_LINE.strip()}" in text
-    assert text.index("Submission date for dated rulings: **2026-04-02**") < text.index(f"### ✅ **PASS** `{LEGAL}`")
+    assert "PR date 2026-04-02, the committer date of the PR's first commit" in text.split("\n\n")[1]
     illegal = text[text.index(f"### ❌ **FAIL** `{ILLEGAL}`"):]
-    assert illegal.index("**Errors (") < illegal.index("Record of the day:") < illegal.index("Seeds: 3, mean val_bpb 1.01100")
+    assert "Dated rulings judged at **2026-04-03** (folder name 2026-04-03_TinyValTraining): STAT-1 from" in illegal
+    record = "Record of the day: **1.20120** val_bpb, `2026-03-20_TinyBase`"  # main's record before 2026-04-03
+    assert illegal.index("**Errors (") < illegal.index(record) < illegal.index("Seeds: 3, mean val_bpb 1.01100")
+    assert "| 0.005 nats at p < 0.01 (README) | yes | welch |" in illegal
     assert "Ran: the static audit only" in text
 
 

@@ -10,7 +10,6 @@ from audit.report.common import docs_url, real_location, rule_summary, sorted_fi
 
 ICONS = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌", "ERROR": "⛔"}
 GROUPS = (("error", "Errors"), ("warning", "Warnings"), ("note", "Notes"))
-RULE_NAMES = {"readme": "README: ≥ 0.005 nats at p < 0.01", "frontier": "frontier practice: p < 0.25"}
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -81,31 +80,31 @@ def _significance(review: dict) -> list[str]:
         return out + [""]
     delta = record["val_bpb"] - candidate["mean_val_bpb"]
     out += [f"Improvement on the record: {delta:+.5f} bpb.", "",
-            "| Significance rule | Test | p | Threshold | Result |", "|---|---|---|---|---|"]
+            "| Significance rule | In force | Test | p | Result |", "|---|---|---|---|---|"]
     for row in review["significance"]:
-        p_value = row.get("p_value")
-        passed = row.get("passed")
+        p_value, passed = row.get("p"), row.get("passed")
         result = "n/a" if passed is None else ("passes" if passed else "fails")
         if row.get("note"):
             result += f" ({_cell(row['note'], 80)})"
-        if row.get("applies") is False:
-            result += " (not in force on this date)"
-        out.append(f"| {RULE_NAMES.get(row.get('rule'), _cell(row.get('rule', '?')))} | {_cell(row.get('test', ''))} | "
-                   f"{'n/a' if p_value is None else f'{p_value:.4f}'} | p < {row.get('alpha', '?')} | {result} |")
+        in_force = {True: "yes", False: "not yet"}.get(row.get("applied"), "?")
+        out.append(f"| {_cell(row.get('label') or row.get('rule', '?'))} | {in_force} | {_cell(row.get('test', ''))} | "
+                   f"{'n/a' if p_value is None else f'{p_value:.2g}'} | {result} |")
     return out + [""]
 
 
 def _review(report: Report) -> list[str]:
-    """The facts of one folder of a PR: the record of the PR's day, the seeds and their significance."""
+    """The facts of one folder of a PR: its date and the rulings in force, the record of that day,
+    the seeds and their significance."""
     review = report.stats.get("review") or {}
-    out = []
+    out = [f"Dated rulings judged at **{review.get('date') or 'an unknown date'}** ({review.get('date_source')})"
+           + (": " + "; ".join(_one_line(r, 200) for r in review["rulings"]) + "." if review.get("rulings") else ".")]
     record = review.get("record")
     if record is None:
         out.append(f"Record of the day: unknown ({review.get('record_note') or 'no leaderboard'}).")
     else:
         seeds = f", {len(record['seeds'])} seeds" if record.get("seeds") else ""
         out.append(f"Record of the day: **{_bpb(record['val_bpb'])}** val_bpb, `{record['folder']}` "
-                   f"({_one_line(record['name'], 120)}, on main since {record['date']}{seeds}).")
+                   f"({_one_line(record['name'], 120)}, merged {record['date']}{seeds}).")
     return out + [""] + _significance(review)
 
 
@@ -135,12 +134,9 @@ def _header(reports: list[Report]) -> list[str]:
     state = "merged into" if pr.get("merged") else "against"
     out = [f"## golf audit of PR #{pr['number']}: {_one_line(pr['title'], 160)}", "",
            f"**Verdict: {ICONS[overall]} {overall}** for {folders} (head `{pr['head'][:12]}`, "
-           f"{state} `{pr['base']}` from `{pr['fork_point'][:12]}`).", "",
-           f"Submission date for dated rulings: **{pr['date']}** ({pr['date_source']})."]
-    rulings = next((r.stats["review"].get("rulings") for r in reports if r.stats.get("review")), None)
-    if rulings:
-        out.append("Rulings in force on that date: " + "; ".join(_one_line(r, 200) for r in rulings) + ".")
-    return out + [""]
+           f"{state} `{pr['base']}` from `{pr['fork_point'][:12]}`; PR date {pr['date']}, the "
+           f"{pr['date_source']}).", ""]
+    return out
 
 
 def _footer(reports: list[Report]) -> str:
