@@ -112,6 +112,15 @@ def resolve_base(git_dir: str, base: str) -> tuple[str, str]:
     raise GolfError(f"base branch {base!r} not found in {git_dir} (name it with --base)")
 
 
+def _merge_commit(git_dir: str, head: str, base_sha: str) -> str | None:
+    """The merge commit on the base's first-parent line that brought a merged head in, if any."""
+    line = _git(git_dir, "rev-list", "--first-parent", "--ancestry-path", f"{head}..{base_sha}").split()
+    if not line:
+        return None
+    oldest = line[-1]  # the first commit of the base's own line that contains the head
+    return oldest if len(_git(git_dir, "rev-list", "--parents", "-n", "1", oldest).split()) > 2 else None
+
+
 def fork_point(git_dir: str, base_sha: str, head: str) -> tuple[str, bool]:
     """(the commit the PR branched from, whether the head is already merged into the base)."""
     merge_base = _git(git_dir, "merge-base", base_sha, head, check=False).strip()
@@ -119,12 +128,9 @@ def fork_point(git_dir: str, base_sha: str, head: str) -> tuple[str, bool]:
         raise GolfError(f"the PR head {head[:12]} shares no history with the base branch")
     if merge_base != head:
         return merge_base, False
-    # Already merged: the oldest first-parent commit of the base that contains the head brought it in.
-    bringers = _git(git_dir, "rev-list", "--first-parent", "--ancestry-path", f"{head}..{base_sha}").split()
-    if bringers:
-        parents = _git(git_dir, "rev-list", "--parents", "-n", "1", bringers[-1]).split()[1:]
-        if len(parents) > 1:  # a merge commit: the base as it was before the PR came in
-            return _git(git_dir, "merge-base", parents[0], head).strip(), True
+    merge = _merge_commit(git_dir, head, base_sha)
+    if merge is not None:  # the base as it was before the PR came in
+        return _git(git_dir, "merge-base", f"{merge}^1", head).strip(), True
     # Fast-forwarded or rebased onto the base: only the head commit is known to be the PR's.
     parent = _verify(git_dir, f"{head}^")
     if parent is None:
@@ -151,15 +157,14 @@ def track_of(folder: str) -> str:
 
 def _title(git_dir: str, number: int, first: str, merged: bool, base_sha: str, head: str) -> str:
     """The PR's title: from the merge commit GitHub wrote when it was merged, else its first commit's subject."""
-    if merged:
-        bringers = _git(git_dir, "rev-list", "--first-parent", "--ancestry-path", f"{head}..{base_sha}").split()
-        if bringers:
-            subject, _, body = _git(git_dir, "log", "-1", "--format=%s%n%b", bringers[-1]).partition("\n")
-            match = MERGE_SUBJECT.match(subject.strip())
-            if match and int(match.group(1)) == number:
-                title = match.group(2) or next((l.strip() for l in body.splitlines() if l.strip()), "")
-                if title:
-                    return title
+    merge = _merge_commit(git_dir, head, base_sha) if merged else None
+    if merge is not None:
+        subject, _, body = _git(git_dir, "log", "-1", "--format=%s%n%b", merge).partition("\n")
+        match = MERGE_SUBJECT.match(subject.strip())
+        if match and int(match.group(1)) == number:
+            title = match.group(2) or next((l.strip() for l in body.splitlines() if l.strip()), "")
+            if title:
+                return title
     return _git(git_dir, "log", "-1", "--format=%s", first).strip()
 
 

@@ -47,7 +47,9 @@ def _row(row) -> dict:
 def review_facts(git_dir: str, base: str, folder_on_disk: Path, folder: str, pr_date: dt.date) -> dict:
     """{"date", "date_source", "rulings", "candidate", "candidate_note", "record", "record_note",
     "significance"} for one records folder of a PR."""
-    date, source = submission_date(Path(folder).name, _meta(folder_on_disk), pr_date)
+    date, source = submission_date(Path(folder).name, _meta(folder_on_disk))
+    if date is None:  # as the static audit does with the date it was given
+        date, source = pr_date, "the PR's date"
     candidate, candidate_note = _candidate(folder_on_disk)
     facts = {"date": date.isoformat() if date else None, "date_source": source,
              "rulings": [f"{r.rule} from {r.since}: {r.summary}" for r in rulings_at(date)],

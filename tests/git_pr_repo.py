@@ -13,6 +13,7 @@ ILLEGAL = f"{TRACK}/2026-04-03_TinyValTraining"
 BASE_RECORD = f"{TRACK}/2026-03-20_TinyBase"
 LATER = f"{TRACK}/2026-04-05_LandedAfterTheFork"
 MERGED = f"{TRACK}/2026-04-06_TinyMerged"
+UNDATED = f"{TRACK}/TinyUndated"  # no date prefix, no date in submission.json: the PR's date applies
 
 HEADER = '''import glob, math, os
 import numpy as np
@@ -79,12 +80,13 @@ def _log(seed: int, bpb: float) -> str:
             f"final val_loss:{bpb * 1.69:.4f} val_bpb:{bpb:.4f} eval_time:60000ms\n")
 
 
-def folder_files(name: str, main_code: str, scores: list[float], date: str) -> dict[str, str]:
+def folder_files(name: str, main_code: str, scores: list[float], date: str | None) -> dict[str, str]:
+    meta = {"name": name, "author": "golf tests", "github_id": "golf-tests", "date": date,
+            "val_bpb": round(sum(scores) / len(scores), 4), "seeds": list(range(1, len(scores) + 1)),
+            "bytes_total": 15000000}
     files = {"train_gpt.py": HEADER + main_code,
              "README.md": f"# {name}\n\nA tiny submission written for the tests.\n",
-             "submission.json": json.dumps({"name": name, "author": "golf tests", "github_id": "golf-tests",
-                                            "date": date, "val_bpb": round(sum(scores) / len(scores), 4),
-                                            "seeds": list(range(1, len(scores) + 1)), "bytes_total": 15000000})}
+             "submission.json": json.dumps({k: v for k, v in meta.items() if v is not None})}
     for seed, bpb in enumerate(scores, 1):
         files[f"train_seed{seed}.log"] = _log(seed, bpb)
     return files
@@ -116,7 +118,8 @@ def under(folder: str, files: dict[str, str]) -> dict[str, str]:
 
 def build_upstream(repo: Path) -> Path:
     """main: a base record; PR 7 (two commits, a legal and an illegal folder, a root README edit)
-    branched before main moved on; PR 8 edits only docs; PR 9 was merged with a merge commit."""
+    branched before main moved on; PR 8 edits only docs; PR 9 was merged with a merge commit; PR 10
+    (an undated folder) was fast-forwarded onto main."""
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     commit(repo, {"README.md": "# challenge\n", **under(BASE_RECORD, folder_files("Base", LEGAL_MAIN, [1.2012, 1.2020, 1.2004], "2026-03-20"))},
@@ -142,6 +145,12 @@ def build_upstream(repo: Path) -> Path:
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--no-ff", "pr9", "-m", "Merge pull request #9 from tests/pr9\n\nRecord: tiny merged",
         date="2026-04-07T10:00:00+00:00")
-    for branch in ("pr7", "pr8", "pr9"):
+    git(repo, "checkout", "-q", "-b", "pr10")
+    commit(repo, under(UNDATED, folder_files("Undated", LEGAL_MAIN, [1.1650, 1.1660, 1.1640], None)),
+           "Record: tiny undated", "2026-04-08T08:00:00+00:00")
+    git(repo, "update-ref", "refs/pull/10/head", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--ff-only", "pr10")
+    for branch in ("pr7", "pr8", "pr9", "pr10"):
         git(repo, "branch", "-q", "-D", branch)
     return repo

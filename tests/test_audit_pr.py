@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from git_pr_repo import (BASE_RECORD, HEADER, ILLEGAL, ILLEGAL_LINE, ILLEGAL_MAIN, LATER, LEGAL, LEGAL_MAIN, MERGED, TRACK,
-                         folder_files, under, build_upstream, git)
+from git_pr_repo import (BASE_RECORD, HEADER, ILLEGAL, ILLEGAL_LINE, ILLEGAL_MAIN, LATER, LEGAL, LEGAL_MAIN, MERGED,
+                         TRACK, UNDATED, build_upstream, folder_files, git, under)
 
 from audit import pr as pulls
 from golf.cli import main
@@ -74,6 +74,15 @@ def test_merged_pr_is_compared_with_the_base_before_its_merge(upstream, capsys):
     record = report["stats"]["review"]["record"]  # the base moved on: the record of 2026-04-06 landed after PR 7 forked
     assert record["folder"] == LATER.split("/")[-1] and record["val_bpb"] == pytest.approx(1.18)
     assert [row["rule"] for row in report["stats"]["review"]["significance"]] == ["readme", "frontier"]
+
+
+def test_fast_forwarded_pr_and_an_undated_folder_judged_at_the_pr_date(upstream, capsys):
+    assert main(["audit", "--pr", "10", "--repo", str(upstream), "--format", "json"]) in (0, 1)
+    report = _json(capsys)
+    assert report["path"] == UNDATED and report["stats"]["pr"]["merged"] is True
+    review = report["stats"]["review"]
+    assert (review["date"], review["date_source"]) == ("2026-04-08", "the PR's date")
+    assert review["record"]["folder"] == MERGED.split("/")[-1]  # merged 2026-04-07, the best before 04-08
 
 
 def test_bad_inputs_exit_2_with_one_line(upstream, tmp_path, capsys):
