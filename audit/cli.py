@@ -2,8 +2,9 @@
 
 Instead of paths: `--pr N [--repo GIT_DIR_OR_URL]` audits the records folders pull request N adds or
 changes, read from refs/pull/N/head without touching the clone's work tree (audit/pr.py); the report
-names the folders as the repository does and carries the PR's number, title and date (stats.pr) and
-the record of that date with the significance of the PR's seeds (stats.review). A PR that changes
+names the folders as the repository does and carries the PR's number, title and date (stats.pr) and,
+in the markdown and json formats, the record of that date with the significance of the PR's seeds
+(stats.review). A PR that changes
 no records folder is not an input error: one note on stderr, an empty report, exit 0 (a CI job on
 a PR that only edits docs passes). `--staged` audits the records folders staged for commit, as the
 index holds them (the pre-commit hook of docs/ci/).
@@ -27,6 +28,10 @@ from pathlib import Path
 from audit.finding import Finding, Report
 from audit.report import FORMATS
 from golf.errors import GolfError
+
+# The formats that show the review facts (record of the day, significance): the t-tests import
+# scipy.stats (about 2 s), which the annotation formats of a CI job need not wait for.
+REVIEW_FORMATS = ("markdown", "json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -229,7 +234,9 @@ def _run_pr(args: argparse.Namespace) -> int:
         for folder, report in zip(request.folders, reports):
             if report.error is None:
                 report.stats["pr"] = request.to_dict()
-                report.stats["review"] = review_facts(git_dir, request.base_ref, root / folder, folder, request.date)
+                if args.format in REVIEW_FORMATS:
+                    report.stats["review"] = review_facts(git_dir, request.base_ref, root / folder, folder,
+                                                          request.date)
     return _finish(reports, args)
 
 
