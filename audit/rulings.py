@@ -159,7 +159,7 @@ def stat1_severity(passed: dict[str, bool | None], date: dt.date | None) -> tupl
     variants = stat1_variants_at(date)
     on = f"on {date}" if date else "(date unknown)"
     if passed["readme"] and passed["frontier"]:
-        return "note", f"passes both rules in force {on}"
+        return "note", f"passes the README's 0.005 nats at p < 0.01 and p < 0.25 ({' and '.join(variants)} in force {on})"
     if not passed["frontier"]:
         if "frontier" in variants:
             return "error", f"fails both rules in force {on}: README 0.005 nats at p < 0.01 and p < 0.25"
