@@ -195,3 +195,12 @@ def test_validate_against_auto_needs_a_repository(tmp_path, repo, capsys):
     early = _validate_folder(tmp_path, "2026-03-17_Early")
     assert main(["validate", str(early), "--reuse-logs", "--against", "auto", "--repo", repo.git_dir]) == 2
     assert "no record merged before 2026-03-17" in capsys.readouterr().err
+
+
+def test_golf_explain_shows_the_dated_rulings(capsys):
+    assert main(["explain", "PG113", "--no-snippets"]) == 0
+    out = capsys.readouterr().out
+    assert "from 2026-04-27" in out and "cocohearts on #1797" in out and "gets a note" in out
+    assert main(["explain", "PG911"]) == 0
+    out = capsys.readouterr().out
+    assert "from 2026-03-18" in out and "from 2026-04-28" in out
