@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from golf.errors import GolfError
 
 CACHE_VERSION = 1
+REPO_ENV = "GOLF_REPO"  # the clone `golf leaderboard`, STAT-1 (PG016) and `--against auto` read by default
 SCORE_KEYS = ("val_bpb", "mean_val_bpb", "mean_bpb", "val_bpb_mean")
 PER_SEED_KEYS = ("seed_results", "seeds")  # {seed: {"val_bpb": x}} under either name
 LOG_SUFFIXES = (".log", ".txt")
@@ -84,11 +85,13 @@ class Leaderboard:
                 frontier.append(row)
         return frontier
 
-    def record_at(self, date: dt.date) -> Row | None:
-        """The record standing on `date`: the best entry merged strictly before that day."""
+    def record_at(self, date: dt.date, exclude: Iterable[str] = ()) -> Row | None:
+        """The record standing on `date`: the best entry merged strictly before that day (leaving out
+        the folders in `exclude`, e.g. the submission under audit when it is itself merged)."""
+        left_out = set(exclude)
         standing = None
-        for row in self.rows:
-            if row.date < date:
+        for row in sorted(self.entries, key=lambda r: (r.merged_at, r.val_bpb)):
+            if row.date < date and row.folder not in left_out and (standing is None or row.val_bpb < standing.val_bpb):
                 standing = row
         return standing
 
@@ -107,6 +110,14 @@ def _git(git_dir: str, *args: str, stdin: bytes | None = None) -> bytes:
     if done.returncode != 0:
         raise GolfError(f"git {' '.join(args[:2])}: {done.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
     return done.stdout
+
+
+def repo_from(value: str | None, what: str = "--repo") -> str:
+    """The clone to read: the value given, else $GOLF_REPO; one clear error when neither is set."""
+    repo = value or os.environ.get(REPO_ENV)
+    if not repo:
+        raise GolfError(f"{what} needs a clone of openai/parameter-golf: pass --repo GIT_DIR or set {REPO_ENV}")
+    return repo
 
 
 def resolve_git_dir(repo: str) -> str:
@@ -321,7 +332,28 @@ def _write_cache(paths: Iterable[Path], data: dict) -> str:
     return ""
 
 
+def track_of(meta: dict | None, default: str = "10min_16mb") -> str:
+    """The leaderboard track a submission.json names (its "track" when it is a track name)."""
+    track = str((meta or {}).get("track") or "")
+    return track if re.fullmatch(r"[A-Za-z0-9_]+", track) and "16mb" in track else default
+
+
+def standing_record(repo: str, on: dt.date | None, folder_name: str = "", meta: dict | None = None) -> Row | None:
+    """The record a submission dated `on` (today when unknown) is judged against: the frontier of
+    the clone's leaderboard merged before that day, never the submission's own folder."""
+    board = load_leaderboard(repo, track=track_of(meta))
+    return board.record_at(on or dt.date.today(), exclude=[folder_name] if folder_name else [])
+
+
 # -- significance against a row ------------------------------------------------------------------
+
+def record_sample_of(record: Row, label: str = ""):
+    """The record as a statistics Sample: its seeds when it has several, else its headline score."""
+    from audit.runner.stats import Sample
+
+    seeds = list(record.seeds) if record.seeds and len(record.seeds) >= 2 else [record.val_bpb]
+    return Sample(label or record.folder, seeds)
+
 
 def significance_table(candidate_seeds: list[float], record: Row, on: dt.date | None = None,
                        candidate_losses: list[float] | None = None) -> list[dict[str, Any]]:
@@ -333,7 +365,7 @@ def significance_table(candidate_seeds: list[float], record: Row, on: dt.date | 
     from audit.runner.stats import Sample, significance
 
     new = Sample("candidate", list(candidate_seeds), list(candidate_losses or []))
-    ref = Sample(record.folder, list(record.seeds) if record.seeds and len(record.seeds) >= 2 else [record.val_bpb])
+    ref = record_sample_of(record)
     applied = set(stat1_variants_at(on)) if on is not None else None
     mean = new.mean() if new.n else None
     out = []

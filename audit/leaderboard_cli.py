@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 
+from audit.leaderboard import REPO_ENV, repo_from
 from golf.errors import GolfError
-
-REPO_ENV = "GOLF_REPO"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,14 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ref", default="main", help="the branch or commit to read (default main)")
     parser.add_argument("--top", type=int, default=0, metavar="N", help="only the N best entries (text)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-
-
-def repo_from(value: str | None, what: str = "--repo") -> str:
-    """The clone to read: the value given, else $GOLF_REPO; one clear error when neither is set."""
-    repo = value or os.environ.get(REPO_ENV)
-    if not repo:
-        raise GolfError(f"{what} needs a clone of openai/parameter-golf: pass --repo GIT_DIR or set {REPO_ENV}")
-    return repo
 
 
 def parse_date(text: str, what: str = "--at") -> dt.date:

@@ -34,17 +34,29 @@ class Ruling:
     summary: str
     dated_by: str  # how `since` was established (facts of the repository)
     before: str | None = None  # severity for a submission dated earlier; None = retroactive, unchanged
+    effect: str = ""  # what the date changes when it is not the severity of one finding
+
 
     @property
     def retroactive(self) -> bool:
         return self.before is None
 
 
+_STAT1_EFFECT = ("the date decides which significance rules are in force; failing both tests is an error, failing "
+                 "only the 0.005-nat rule a warning on any date (rules.md D1)")
+
+FRONTIER_PRACTICE = Ruling(
+    rule="STAT-1", codes=("PG016", "PG911"), since=dt.date(2026, 4, 28), who="cocohearts on #1900/#1902",
+    summary="one-sided Welch p < 0.25 against the chronological frontier replaces the 0.005-nat rule",
+    dated_by="#1900's leaderboard update is dated 2026-04-28; the README then cites p-values of earlier rows",
+    effect=_STAT1_EFFECT,
+)
+
 RULINGS: tuple[Ruling, ...] = (
     Ruling(
         rule="STAT-1", codes=("PG016", "PG911"), since=dt.date(2026, 3, 18), who="the challenge README",
         summary="a record beats the previous one by >= 0.005 nats at p < 0.01",
-        dated_by="the README's submission rules at launch (2026-03-18)",
+        dated_by="the README's submission rules at launch (2026-03-18)", effect=_STAT1_EFFECT,
     ),
     Ruling(
         rule="CALIB-1", codes=("PG111",), since=dt.date(2026, 3, 22), who="valerio-oai on #728 (Agora rulings)",
@@ -53,8 +65,8 @@ RULINGS: tuple[Ruling, ...] = (
     ),
     Ruling(
         rule="TTT-2", codes=("PG102",), since=dt.date(2026, 3, 27), who="valerio-oai on #677 (mass closure)",
-        summary="no two-pass rescoring, no hashed target-keyed n-gram caches, no eval-time GPTQ",
-        dated_by="the mass closure of 2026-03-27 closed PRs opened before it as well",
+        summary="no two-pass rescoring: report the first score s_0, not a re-score after adapting",
+        dated_by="the mass closure of 2026-03-27 (rules.md B1) closed PRs opened before it as well",
     ),
     Ruling(
         rule="DOC-1", codes=("PG113",), since=dt.date(2026, 4, 27), who="cocohearts on #1797",
@@ -63,14 +75,8 @@ RULINGS: tuple[Ruling, ...] = (
                  "(#1851, folder 2026-04-27) was pushed 2026-04-27T06:53Z; #1667 (2026-04-16) merged unmasked",
         before="note",
     ),
-    Ruling(
-        rule="STAT-1", codes=("PG016", "PG911"), since=dt.date(2026, 4, 28), who="cocohearts on #1900/#1902",
-        summary="one-sided Welch p < 0.25 against the chronological frontier replaces the 0.005-nat rule",
-        dated_by="#1900's leaderboard update is dated 2026-04-28; the README then cites p-values of earlier rows",
-    ),
+    FRONTIER_PRACTICE,
 )
-
-FRONTIER_PRACTICE = RULINGS[4]
 
 
 def rulings_at(date: dt.date | None, rule: str | None = None) -> list[Ruling]:
@@ -159,7 +165,7 @@ def stat1_severity(passed: dict[str, bool | None], date: dt.date | None) -> tupl
     variants = stat1_variants_at(date)
     on = f"on {date}" if date else "(date unknown)"
     if passed["readme"] and passed["frontier"]:
-        return "note", f"passes both rules in force {on}"
+        return "note", f"passes the README's 0.005 nats at p < 0.01 and p < 0.25 ({' and '.join(variants)} in force {on})"
     if not passed["frontier"]:
         if "frontier" in variants:
             return "error", f"fails both rules in force {on}: README 0.005 nats at p < 0.01 and p < 0.25"
