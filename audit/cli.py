@@ -2,9 +2,9 @@
 
 Instead of paths: `--pr N [--repo GIT_DIR_OR_URL]` audits the records folders pull request N adds or
 changes, read from refs/pull/N/head without touching the clone's work tree (audit/pr.py); the report
-names the folders as the repository does and carries the PR's number, title and date (stats.pr) and,
-in the markdown and json formats, the record of that date with the significance of the PR's seeds
-(stats.review). A PR that changes
+names the folders as the repository does and carries the PR's number, title and date (stats.pr) and
+the record of that date with the significance of the PR's seeds (stats.review); the repository is
+also where STAT-1 (PG016) finds the record, unless GOLF_REPO names another clone. A PR that changes
 no records folder is not an input error: one note on stderr, an empty report, exit 0 (a CI job on
 a PR that only edits docs passes). `--staged` audits the records folders staged for commit, as the
 index holds them (the pre-commit hook of docs/ci/).
@@ -18,6 +18,7 @@ static path never imports torch, so the command starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -28,10 +29,6 @@ from pathlib import Path
 from audit.finding import Finding, Report
 from audit.report import FORMATS
 from golf.errors import GolfError
-
-# The formats that show the review facts (record of the day, significance): the t-tests import
-# scipy.stats (about 2 s), which the annotation formats of a CI job need not wait for.
-REVIEW_FORMATS = ("markdown", "json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,6 +209,21 @@ def _nothing_to_audit(what: str, args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _leaderboard_repo(git_dir: str):
+    """The PR's repository as the clone STAT-1 (PG016) reads the record from, unless GOLF_REPO names one."""
+    from audit.leaderboard import REPO_ENV
+
+    if os.environ.get(REPO_ENV):
+        yield
+        return
+    os.environ[REPO_ENV] = git_dir
+    try:
+        yield
+    finally:
+        os.environ.pop(REPO_ENV, None)
+
+
 def _run_pr(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -230,13 +242,12 @@ def _run_pr(args: argparse.Namespace) -> int:
         request.skipped_blobs = pulls.extract_commit(git_dir, request.head, request.folders, root)
         for name in request.skipped_blobs:
             print(f"golf: note: {name} is not in the repository (partial mirror); audited without it", file=sys.stderr)
-        reports = _audit_extracted(root, request.folders, args, request.date)
+        with _leaderboard_repo(git_dir):
+            reports = _audit_extracted(root, request.folders, args, request.date)
         for folder, report in zip(request.folders, reports):
             if report.error is None:
                 report.stats["pr"] = request.to_dict()
-                if args.format in REVIEW_FORMATS:
-                    report.stats["review"] = review_facts(git_dir, request.base_ref, root / folder, folder,
-                                                          request.date)
+                report.stats["review"] = review_facts(git_dir, request.base_ref, root / folder, folder, request.date)
     return _finish(reports, args)
 
 

@@ -3,8 +3,8 @@ on it, the record of that day and the significance of the submission's seeds aga
 
 The date is the one the static audit judges dated rulings by (audit.rulings.submission_date: the
 folder's date prefix, else submission.json, else the PR's date); the record comes from
-audit.leaderboard (the record frontier built from the repository's history, the best entry merged
-before that day); the candidate's per-seed scores are read as `golf validate --against FOLDER`
+audit.leaderboard (the record frontier of the folder's track in the repository's history, the best
+entry merged before that day, never the folder itself), as STAT-1 (PG016) finds it; the candidate's per-seed scores are read as `golf validate --against FOLDER`
 reads a folder (its run logs, else submission.json). A fact that cannot be found stays None with a
 note that says why, so the comment never guesses.
 """
@@ -60,7 +60,7 @@ def review_facts(git_dir: str, base: str, folder_on_disk: Path, folder: str, pr_
     except GolfError as exc:
         facts["record_note"] = f"leaderboard not available: {exc}"
         return facts
-    row = board.record_at(date) if date else None
+    row = board.record_at(date, exclude=[Path(folder).name]) if date else None
     if row is None:
         facts["record_note"] = f"no record of track {track_of(folder)} merged before {date}"
         return facts
