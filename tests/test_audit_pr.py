@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from git_pr_repo import (BASE_RECORD, HEADER, ILLEGAL, ILLEGAL_LINE, ILLEGAL_MAIN, LATER, LEGAL, LEGAL_MAIN, MERGED,
-                         TRACK, UNDATED, build_upstream, folder_files, git, under)
+                         TRACK, UNDATED, build_upstream, commit, folder_files, git, under)
 
 from audit import pr as pulls
 from golf.cli import main
@@ -150,3 +150,29 @@ def test_staged_audits_what_the_index_holds(upstream, tmp_path, capsys, monkeypa
     git(clone, "reset", "-q")
     assert main(["audit", "--staged", "--format", "json"]) == 0
     assert _json(capsys) == {"reports": []}
+
+
+@pytest.mark.slow  # one replay: the submission trains and evaluates on small shards
+def test_replay_runs_only_when_asked(tmp_path, capsys):
+    from test_replay_fixtures import source
+
+    from audit.replay.run import SYNTHETIC
+    from golf.data.corpus import build_demo
+
+    data = tmp_path / "data"
+    build_demo(data, **SYNTHETIC)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {"README.md": "# challenge\n"}, "start", "2026-05-01T08:00:00+00:00")
+    git(repo, "checkout", "-q", "-b", "pr")
+    folder = f"{TRACK}/2026-05-02_TrainsBeforeScoring"
+    commit(repo, {f"{folder}/train_gpt.py": source("ttt_before_score")}, "Record: replay me", "2026-05-02T08:00:00+00:00")
+    git(repo, "update-ref", "refs/pull/3/head", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    assert main(["audit", "--pr", "3", "--repo", str(repo), "--format", "json"]) == 1
+    assert _json(capsys)["replay"] == {}  # the static audit ran nothing
+    assert main(["audit", "--pr", "3", "--repo", str(repo), "--format", "json", "--replay", "--data", str(data)]) == 1
+    report = _json(capsys)
+    assert report["path"] == folder and report["replay"]["updates_using_val"] > 0
+    assert report["replay"]["first_violation"] is not None
