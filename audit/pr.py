@@ -19,6 +19,7 @@ the closest the history gets to the PR's creation, by which the challenge orders
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -96,7 +97,8 @@ def fetch_remote(url: str, number: int, base: str, into: Path) -> str:
     _git(None, "init", "--quiet", "--bare", git_dir)
     done = subprocess.run(["git", "--git-dir", git_dir, "fetch", "--quiet", "--no-tags", url,
                            f"+refs/pull/{number}/head:refs/pull/{number}/head",
-                           f"+refs/heads/{base}:refs/heads/{base}"], capture_output=True, text=True)
+                           f"+refs/heads/{base}:refs/heads/{base}"], capture_output=True, text=True,
+                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})  # fail, never wait for a password
     if done.returncode != 0:
         message = (done.stderr.strip().splitlines() or ["failed"])[-1]
         raise GolfError(f"{url}: cannot fetch PR #{number} and branch {base}: {message}")
