@@ -231,11 +231,14 @@ def _run_pr(args: argparse.Namespace) -> int:
     from audit.review import review_facts
 
     with tempfile.TemporaryDirectory(prefix=f"golf-pr{args.pr}-") as tmp:
-        if args.repo and pulls.is_url(args.repo):
+        fetched = bool(args.repo) and pulls.is_url(args.repo)
+        if fetched:
             git_dir = pulls.fetch_remote(args.repo, args.pr, args.base, Path(tmp) / "fetched.git")
         else:
             git_dir = pulls.local_git_dir(args.repo)
         request = pulls.open_pr(git_dir, args.pr, args.base)
+        if fetched:
+            request.repo = args.repo  # the fetched copy goes with the temporary folder
         if not request.folders:
             return _nothing_to_audit(f"PR #{args.pr}", args)
         root = Path(tmp) / "head"

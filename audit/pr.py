@@ -36,7 +36,7 @@ class PullRequest:
     """What a review needs to know about one PR, before any of its folders is audited."""
 
     number: int
-    git_dir: str
+    repo: str  # where it was read from: the git dir, or the URL it was fetched from
     base: str  # the base branch as given (main)
     base_ref: str  # the ref it was found as (refs/heads/main, refs/remotes/origin/main)
     head: str  # commit of refs/pull/N/head
@@ -183,7 +183,7 @@ def open_pr(git_dir: str, number: int, base: str = "main") -> PullRequest:
     changed = _git(git_dir, "diff", "--name-only", "--no-renames", "-z", fork, head).split("\0")
     at_head = set(_git(git_dir, "ls-tree", "-d", "--name-only", "-r", head, "--", RECORDS).split("\n"))
     return PullRequest(
-        number=number, git_dir=git_dir, base=base, base_ref=base_ref, head=head, fork_point=fork, merged=merged,
+        number=number, repo=git_dir, base=base, base_ref=base_ref, head=head, fork_point=fork, merged=merged,
         title=_title(git_dir, number, first, merged, base_sha, head),
         date=dt.datetime.fromisoformat(stamp).date(),
         date_source=f"committer date of the PR's first commit {first[:12]}",

@@ -62,7 +62,8 @@ def test_bare_mirror_and_url(upstream, tmp_path, capsys):
     assert main(["audit", "--pr", "7", "--repo", str(mirror), "--format", "json"]) == 1
     assert [r["path"] for r in _json(capsys)["reports"]] == [LEGAL, ILLEGAL]
     assert main(["audit", "--pr", "7", "--repo", mirror.as_uri(), "--format", "json"]) == 1
-    assert [r["verdict"] for r in _json(capsys)["reports"]][1] == "FAIL"
+    reports = _json(capsys)["reports"]
+    assert reports[1]["verdict"] == "FAIL" and reports[1]["stats"]["pr"]["repo"] == mirror.as_uri()
 
 
 def test_merged_pr_is_compared_with_the_base_before_its_merge(upstream, capsys):
