@@ -34,7 +34,7 @@ def _finding(report: Report, f) -> list[str]:
     where, line, decoded = real_location(report, f)
     at = f"{where}:{line}" if line > 0 else where
     confidence = "" if f.confidence == "high" else f" ({f.confidence} confidence)"
-    out = [f"- [{f.code} {f.rule}]({docs_url(f.code)}) `{at}`: {_one_line(f.message)}{decoded}{confidence}"]
+    out = [f"- [{f.code} {f.rule}]({docs_url(f.code)}) `{at}`: {_one_line(f.message, 700)}{decoded}{confidence}"]
     if f.evidence:
         evidence = "\n".join(f.evidence.splitlines()[:6])
         numbered = f"{f.line}: {evidence}" if f.line > 0 and f.path.endswith(".py") and "\n" not in evidence else evidence
