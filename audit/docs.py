@@ -37,11 +37,26 @@ def rule_markdown(rule_cls, heading: str = "##", snippets: bool = True) -> str:
         "",
         doc_text(rule_cls),
     ]
+    dated = rulings_markdown(rule_cls.code)
+    if dated:
+        out += ["", dated]
     if snippets:
         for kind, items in (("Valid", rule_cls.VALID), ("Invalid", rule_cls.INVALID)):
             for i, snippet in enumerate(items, 1):
                 out += ["", f"**{kind} {i}**", "", _snippet_markdown(snippet)]
     return "\n".join(out)
+
+
+def rulings_markdown(code: str) -> str:
+    """The dated rulings (audit/rulings.py) that govern a code, as a Markdown list ('' when none)."""
+    from audit.rulings import rulings_of
+
+    lines = []
+    for r in rulings_of(code):
+        effect = r.effect or ("applied retroactively: the date does not change the severity" if r.retroactive
+                              else f"a submission dated earlier gets a {r.before}")
+        lines.append(f"- from {r.since}: {r.summary} ({r.who}); {effect}. Dated by: {r.dated_by}.")
+    return "**Dated rulings**\n\n" + "\n".join(lines) if lines else ""
 
 
 def rule_classes() -> list[type]:
@@ -68,6 +83,7 @@ def render_catalogue() -> str:
     for cls in classes:
         out += ["", rule_markdown(cls)]
     out += ["", dynamic_codes_markdown()]
+    out += ["", "### Dated rulings of the validation codes", "", rulings_markdown("PG911")]
     return "\n".join(out) + "\n"
 
 

@@ -26,8 +26,12 @@ def run(args: argparse.Namespace) -> int:
 
         dynamic = [c for c in DYNAMIC_CODES.values() if wanted in (c.code, c.rule.upper())]
         if dynamic:
+            from audit.docs import rulings_markdown
+
             for c in dynamic:
                 print(f"{c.code} {c.rule} ({c.source}): {c.summary}")
+                if dated := rulings_markdown(c.code):
+                    print(dated)
             return 0
         raise GolfError(f"unknown rule code {args.code!r} (`golf rules` lists them)")
     from rich.console import Console

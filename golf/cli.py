@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit.cli", "audit a submission folder or file (static, and --replay)"),
     "validate": ("audit.runner.cli", "multi-seed validation of a submission folder with torchrun"),
     "submit": ("golf.commands.submit", "build submissions/<date>_<NAME>/ and audit it"),
+    "leaderboard": ("audit.leaderboard_cli", "the record leaderboard of a clone, from its git history"),
     "rules": ("audit.rules_cli", "list the rule catalogue"),
     "explain": ("audit.explain_cli", "print one rule's documentation"),
 }

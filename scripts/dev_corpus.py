@@ -51,9 +51,10 @@ def extract(git_dir: str, sha: str, folder: str, dest: Path) -> None:
 
 def audit_entry(git_dir: str, entry: dict, rules) -> tuple[str, list, float]:
     with tempfile.TemporaryDirectory(prefix=f"pr{entry['pr']}_") as tmp:
-        extract(git_dir, entry["sha"], entry["folder"], Path(tmp))
+        dest = Path(tmp) / Path(entry["folder"]).name  # the folder's own name: its date prefix dates rulings
+        extract(git_dir, entry["sha"], entry["folder"], dest)
         t0 = time.process_time()
-        ctx = build_context(load_submission(tmp))
+        ctx = build_context(load_submission(dest))
         findings = run_rules(ctx, rules)
         return verdict_of(findings), findings, time.process_time() - t0
 

@@ -140,3 +140,34 @@ def test_runs_seeds_under_torchrun_with_two_processes(tmp_path, capsys):
     assert rows[0]["val_bpb"] != rows[1]["val_bpb"]  # the SEED env var reached the script
     assert report["stats"]["network"].startswith("network ")
     assert "seed 5" in out.err and "train_seed6.log" in out.err
+
+
+def _records_log(seed: int, bpb: float, stop_step: int, matrix_lr: str = "0.04") -> str:
+    """A records-format log that prints no per-step lines: preamble, wallclock stop, sizes, score."""
+    return (
+        f"num_layers:11 model_dim:512 matrix_lr:{matrix_lr} train_seq_len:2048 iterations:20000\n"
+        f"seed:{seed}\n"
+        f"late_qat:enabled step:{stop_step - 400} scale:0.1500\n"
+        f"stopping_early: wallclock_cap train_time:{589000 + stop_step // 10}ms step:{stop_step}/20000\n"
+        "peak memory allocated: 20000 MiB reserved: 20500 MiB\n"
+        "Total submission size int6+zstd: 15500000 bytes\n"
+        f"final_int6_sliding_window_exact val_loss:{bpb * 1.69:.8f} val_bpb:{bpb:.8f}\n"
+    )
+
+
+def test_seeds_stopped_at_different_steps_are_one_configuration(tmp_path, capsys):
+    steps = {1337: 6025, 42: 5990, 2025: 6011}  # the wallclock cap stops each seed at its own step
+    folder = _folder(tmp_path, _meta(), {s: _records_log(s, b, steps[s]) for s, b in SEEDS.items()})
+    assert main(["validate", str(folder), "--reuse-logs", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not [f for f in report["findings"] if f["code"] == "PG908"], report["findings"]
+    assert sorted(r["steps"] for r in report["stats"]["seeds"]) == [5990, 6011, 6025]
+
+
+def test_seeds_with_a_different_hyperparameter_are_not_one_configuration(tmp_path, capsys):
+    logs = {s: _records_log(s, b, 6000, matrix_lr="0.05" if s == 42 else "0.04") for s, b in SEEDS.items()}
+    folder = _folder(tmp_path, _meta(), logs)
+    assert main(["validate", str(folder), "--reuse-logs", "--format", "json"]) == 1
+    findings = [f for f in json.loads(capsys.readouterr().out)["findings"] if f["code"] == "PG908"]
+    assert len(findings) == 1 and "(matrix_lr)" in findings[0]["message"]
+    assert "train_seed42.log=0.05" in findings[0]["evidence"]

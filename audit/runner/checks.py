@@ -6,6 +6,7 @@ Stable codes PG901-PG912 (the runner's range), each naming the rule of shared/sp
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -169,10 +170,12 @@ def _claimed_seeds(meta: dict[str, Any]) -> set[int] | None:
         return None
 
 
-def significance_findings(stats: dict[str, Any]) -> list[Finding]:
-    """STAT-1 from the statistics block: the p < 0.25 frontier rule failing is an error (not an
-    improvement by the rule maintainers applied last); the README's 0.005-nat rule failing alone is
-    a warning (section D1: fewer than 15 % of merged records met it)."""
+def significance_findings(stats: dict[str, Any], date: dt.date | None = None) -> list[Finding]:
+    """STAT-1 from the statistics block, with the severity policy of audit/rulings.py for a
+    submission dated `date`: failing the p < 0.25 frontier rule too is an error, failing only the
+    README's 0.005-nat rule a warning (section D1), passing both a note."""
+    from audit.rulings import stat1_severity
+
     tests = {s["rule"]: s for s in stats.get("significance", [])}
     if not tests:
         return []
@@ -182,12 +185,8 @@ def significance_findings(stats: dict[str, Any]) -> list[Finding]:
                 f"improvement {stats['improvement_bpb']:.6f} bpb = {stats['improvement_nats']:.6f} nats; "
                 + "; ".join(f"{t['rule']} p={t['p_value'] if t['p_value'] is None else format(t['p_value'], '.4g')}"
                             for t in (readme, frontier)))
-    if frontier["passed"] is not True:
-        test = "Welch t-test" if frontier["test"] == "welch" else "one-sample t-test"
-        why = frontier["note"] or f"one-sided {test} p = {frontier['p_value']:.4g}, not < {frontier['alpha']}"
-        return [_finding("PG911", "STAT-1", f"not a significant improvement on the record ({why})", evidence=evidence)]
-    if readme["passed"] is not True:
-        return [_finding("PG911", "STAT-1", "beats the record at p < 0.25 (frontier practice) but not by 0.005 nats "
-                         "at p < 0.01 (README rule)", severity="warning", evidence=evidence)]
-    return [_finding("PG911", "STAT-1", "beats the record by >= 0.005 nats at p < 0.01", severity="note",
-                     evidence=evidence)]
+    severity, why = stat1_severity({"readme": readme["passed"], "frontier": frontier["passed"]}, date)
+    if severity is None:
+        return [_finding("PG911", "STAT-1", f"not a significant improvement on the record ({frontier['note'] or why})",
+                         evidence=evidence)]
+    return [_finding("PG911", "STAT-1", why, severity=severity, evidence=evidence)]

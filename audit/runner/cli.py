@@ -25,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nnodes", type=int, default=1, help="nodes (torchrun rendezvous; needs --rdzv-endpoint)")
     parser.add_argument("--node-rank", type=int, default=0, help="this node's rank when --nnodes > 1")
     parser.add_argument("--rdzv-endpoint", help="HOST:PORT of the c10d rendezvous for several nodes")
-    parser.add_argument("--against", help="the previous record: a val_bpb number or a submission folder")
+    parser.add_argument("--against", help="the previous record: a val_bpb number, a submission folder, or auto "
+                        "(the record standing on the submission's date in the leaderboard of --repo)")
+    parser.add_argument("--repo", help="git dir of a clone of openai/parameter-golf for --against auto "
+                        "(default: $GOLF_REPO)")
     parser.add_argument("--reuse-logs", action="store_true", help="judge the folder's own seed logs, run nothing")
     parser.add_argument("--timeout", type=float, default=None, help="wallclock limit per seed in seconds "
                         "(default 1320: 600 train + 600 eval + 120 start-up)")
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from audit.runner import checks
     from audit.runner.launch import DEFAULT_TIMEOUT_S
     from audit.runner.logs import read_seed_logs
+    from audit.rulings import submission_date
     from audit.runner.stats import record_sample, sample_of, summarize
 
     folder = Path(args.folder)
@@ -89,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
         env["DATA_PATH"] = str(Path(args.data).resolve())
     if args.tokenizer:
         env["TOKENIZER_PATH"] = str(Path(args.tokenizer).resolve())
-    record = record_sample(args.against) if args.against else None  # bad --against: error before any run
+    # a bad --against is an error before any run
+    record = _record_of_the_day(folder, args.repo) if args.against == "auto" else (
+        record_sample(args.against) if args.against else None)
 
     findings = checks.layout_findings(folder)
     meta, meta_findings = checks.read_submission_json(folder)
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         findings += checks.claim_findings(meta, summaries, reproduced=not args.reuse_logs, tolerance=args.tolerance)
     sample = sample_of(summaries)
     stats = summarize(sample, record) if sample.n else {"n": 0}
-    findings += checks.significance_findings(stats)
+    findings += checks.significance_findings(stats, submission_date(folder.resolve().name, meta)[0])
     stats.update(mode="reuse-logs" if args.reuse_logs else "run", network=network, seeds=rows)
 
     report = Report(path=str(folder), findings=findings, stats=stats)
@@ -137,6 +143,23 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     return _exit_code(report, args.fail_on)
+
+
+def _record_of_the_day(folder: Path, repo: str | None):
+    """--against auto: the leaderboard's record standing on the submission's date, as a Sample."""
+    from audit.leaderboard import record_sample_of, repo_from, standing_record
+    from audit.rulings import submission_date
+    from audit.runner import checks
+
+    repo = repo_from(repo, "--against auto")
+    meta, _ = checks.read_submission_json(folder)
+    on, source = submission_date(folder.resolve().name, meta)
+    row = standing_record(repo, on, folder.resolve().name, meta)
+    if row is None:
+        raise GolfError(f"--against auto: no record merged before {on or 'today'} in {repo}")
+    label = f"{'#' + str(row.pr) + ' ' if row.pr else ''}{row.folder} (merged {row.date}; submission dated " \
+            f"{on or 'unknown'} from {source})"
+    return record_sample_of(row, label)
 
 
 def _run_seeds(args, folder: Path, seeds: list[int], env: dict[str, str]):

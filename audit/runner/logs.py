@@ -13,8 +13,8 @@ Reads the console/log formats of the parameter-golf records and golf's own. The 
 * `Total submission size[ kind]: N bytes` (last = the counted artifact), `Code size[ (compressed)]:
   N bytes`, `Serialized model[ kind]: N bytes`, or `artifact_bytes: N`;
 * the seed (`seed:N`, `  seed: N` in a Hyperparameters dump, else the file name `..seed42..`);
-* the preamble configuration: `key:value` / `key: value` lines printed before the first training
-  step, minus per-process keys; logs that start with the script's own source (followed by a line
+* the preamble configuration: `key:value` / `key: value` lines printed before the first line of
+  training progress (a step, a train_time, stopping_early), minus per-process keys; logs that start with the script's own source (followed by a line
   of 100 `=`) also give a code hash.
 """
 
@@ -49,6 +49,11 @@ _SEED_IN_NAME = re.compile(r"seed[_-]?(?P<seed>\d+)", re.IGNORECASE)
 _KV_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\s*:\s*\S+)(?:\s+[A-Za-z_][\w.]*\s*:\s*\S+)*\s*$")
 _KV_PAIR = re.compile(r"([A-Za-z_][\w.]*)\s*:\s*(\S+)")
 _TRAINING_STARTED = re.compile(r"^(?:warmup_step\s*:\s*\d|loop_warmup|step\s*:\s*\d+/|\d+/\d+\s)")
+# progress and timing of a run, never configuration (seeds of one configuration stop at different
+# steps under the wallclock cap): a line with one of these ends the preamble and is not config
+_PROGRESS = re.compile(
+    rf"\b(?:train_time|step_avg|eval_time|train_loss){_SEP}|\bstep{_SEP}\d+\s*/\s*\d+|^(?:stopping_early|late_qat|warmup_step)\b"
+)
 _CODE_END = "=" * 100
 # launcher noise that differs between runs of the same code (torchrun warnings, rank prefixes)
 _NOISE = re.compile(r"^(?:W\d{4} |I\d{4} |\[W|\[rank\d+\]|\[\d{4}-\d\d-\d\d )")
@@ -130,7 +135,7 @@ def parse_log(text: str, source: str = "") -> RunSummary:
             if timed:
                 eval_ms.append(float(timed["ms"]))
             continue
-        if _TRAINING_STARTED.match(line):
+        if _TRAINING_STARTED.match(line) or _PROGRESS.search(line):
             in_preamble = False
         if match := _STOP_EARLY.match(line):
             summary.stopped_early = True

@@ -22,6 +22,7 @@ import libcst as cst
 
 import audit.static.rules as rules_pkg
 from audit.finding import Finding
+from audit.rulings import apply_rulings, context_date
 from audit.static.analysis import FileAnalysis, Index, parse_python
 from audit.static.config import Config
 from audit.static.rule import AuditContext, Rule, Snippet, SourceFile
@@ -178,6 +179,7 @@ def run_rules(ctx: AuditContext, rules: list[Rule] | None = None) -> list[Findin
                     evidence=finding.evidence,
                 )
             findings.append(finding)
+    findings = apply_rulings(findings, *context_date(ctx))  # severities of dated rulings follow the date
     return sorted(findings, key=lambda f: (f.path, f.line, f.code, f.col, f.message))
 
 
