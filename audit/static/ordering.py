@@ -1,0 +1,252 @@
+"""The order of updates and scores: an update must come after the scoring of the same data (TTT-3
+shape: scoring earlier in the same loop iteration); a val update not scored inside its function is a
+"pure" update that must not be followed by scoring in its caller (TTT-1, DATA-1, TTT-4, SLOT-1); a
+score after a model was mutated by val updates is s_1 (TTT-2), and a knob set between two scorings
+of the same model is calibration on val (CALIB-2)."""
+
+from __future__ import annotations
+
+import ast
+
+from audit.static.analysis import callee_name
+from audit.static.events import Event, EventAnalysis, Violation, is_entry_like
+from audit.static.nodes import closure_back, inside, is_zero, names, names_in_target, on_a_copy, root_name, short
+from audit.static.taint import FuncFacts
+
+
+class OrderAnalysis(EventAnalysis):
+    """EventAnalysis plus the order violations of each function."""
+
+    def _first_iteration_only(self, node: ast.AST, loop: ast.AST, f: FuncFacts) -> bool:
+        loop_names = names_in_target(loop.target) if isinstance(loop, (ast.For, ast.AsyncFor)) else set()
+        for anc in self.fa.ancestors(node):
+            if anc is loop:
+                break
+            if isinstance(anc, ast.If) and isinstance(anc.test, ast.Compare) and len(anc.test.ops) == 1:
+                test = anc.test
+                if isinstance(test.ops[0], ast.Eq) and names(test.left) & loop_names:
+                    if isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == 0:
+                        return True
+        return False
+
+    def _order_violations(self, f: FuncFacts) -> list[Violation]:
+        out = []
+        scores = [e for e in f.events if e.kind == "score" and self.is_val(e.kinds, f)]
+        for ev in f.events:
+            if ev.kind not in ("update", "cache") or not self.is_val(ev.kinds, f) or ev.status == "scored":
+                continue
+            if ev.kind == "cache" and self._online(f, ev):
+                continue
+            where = self._describe(ev)
+            loops = self._loops(ev.node, f)
+            data_loops = [l for l in loops if self._is_data_loop(l, f)]
+            inner = data_loops[0] if data_loops else None
+            same_iter = [s for s in scores if inner is not None and inside(s.node, inner)]
+            before = [s for s in same_iter if s.line < ev.line or (s.line == ev.line and s.origin_line < ev.origin_line)]
+            later = [s for s in scores if s.line > ev.line and not (inner is not None and inside(s.node, inner) and before)]
+            if before:
+                out.extend(self._epoch_rescoring(f, ev, before))
+                continue
+            if same_iter and inner is not None and self._trains_previous_iteration(f, ev, inner):
+                continue  # trains on chunk ci-1, which the previous iteration scored
+            if same_iter and self._prefix_only(f, ev, same_iter):
+                continue  # adapts on the context positions [:s] only, scores [s:]: already-scored tokens
+            if ev.kind == "cache" and not any(self._cache_feeds_score(f, ev, sc) for sc in scores if sc.line >= ev.line):
+                continue  # the scored values were computed before the table write and never read it
+            if not scores:
+                if not is_entry_like(f) and f.name != "<module>":
+                    continue  # a pure update: judged where it is called
+                out.extend(self._pure_update_violation(ev, where, scored_later=False))
+                continue
+            if same_iter or later:
+                out.extend(self._pure_update_violation(ev, where, scored_later=True, same_loop=bool(same_iter)))
+                if not same_iter and any(s.line < ev.line for s in scores):
+                    after = [s for s in scores if s.line > ev.line]
+                    if after:
+                        out.append(Violation(
+                            "TTT-2", after[0].line,
+                            f"the validation set is scored again at line {after[0].line} after the model was "
+                            f"updated on it ({where}); the reported score must be s_0, the first pass",
+                            self._evidence(after[0]),
+                        ))
+        out.extend(self._rescore_after_scored_ttt(f, scores))
+        return out
+
+    def _pure_update_violation(self, ev: Event, where: str, scored_later: bool, same_loop: bool = False) -> list:
+        if ev.local_params:
+            return [Violation(
+                "SLOT-1", ev.line,
+                f"per-batch parameters created with requires_grad are optimised on validation positions "
+                f"({where}) and the same positions are then scored with them (scored-region SLOT)",
+                self._evidence(ev),
+            )]
+        if ev.warmup:
+            return [Violation(
+                "TTT-4", ev.line,
+                f"backward on validation tokens that have not been scored yet, in a warm-up/compile path "
+                f"({where}); disputed: #1530/#1610 were merged with a val-token warm-up on throw-away weights",
+                self._evidence(ev), severity="warning", confidence="medium",
+            )]
+        if not scored_later:
+            return [Violation(
+                "TTT-4", ev.line,
+                f"backward / table update on validation tokens that this code never scores ({where})",
+                self._evidence(ev), severity="warning", confidence="low",
+            )]
+        kind = "state is updated" if ev.kind == "update" else "a table/cache is written"
+        out = [Violation(
+            "TTT-1", ev.line,
+            f"{kind} from validation tokens ({where}) before those tokens are scored"
+            + (" in the same loop iteration" if same_loop else " by a later evaluation"),
+            self._evidence(ev),
+        )]
+        if not same_loop and ev.kind == "update":
+            out.append(Violation(
+                "DATA-1", ev.line,
+                f"the model trains on validation tokens ({where}) before the evaluation that scores them: "
+                "training on the validation set",
+                self._evidence(ev),
+            ))
+        return out
+
+    def _trains_previous_iteration(self, f: FuncFacts, ev: Event, loop: ast.AST) -> bool:
+        """The update's data is indexed with `ci - k` (k >= 1) of the loop variable `ci`: it trains on
+        what an earlier iteration scored (`if ci > 0: train(chunks[ci - 1])` before scoring chunk ci)."""
+        if not isinstance(loop, (ast.For, ast.AsyncFor)):
+            return False
+        loop_vars = names_in_target(loop.target)
+        node = ev.node.func.value if isinstance(ev.node, ast.Call) and isinstance(ev.node.func, ast.Attribute) else ev.node
+        exprs = [node] + [e for name in closure_back(names(node), f.deps) for e in f.defs.get(name, ())]
+        for expr in exprs:
+            for sub in ast.walk(expr):
+                if (isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Sub) and isinstance(sub.left, ast.Name)
+                        and sub.left.id in loop_vars and isinstance(sub.right, ast.Constant)
+                        and isinstance(sub.right.value, int) and sub.right.value >= 1):
+                    return True
+        return False
+
+    def _cache_feeds_score(self, f: FuncFacts, ev: Event, score: Event) -> bool:
+        """Whether the table written by `ev` is read by what `score` accumulates: by the score itself
+        or by an assignment between the write and the score that the accumulated value depends on."""
+        node = ev.node
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            root = root_name(target)
+        elif isinstance(node, ast.Call) and callee_name(node) == "at" and node.args:
+            root = root_name(node.args[0])
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = root_name(node.func.value)
+        else:
+            root = None
+        if root is None:
+            return True
+        value = score.node.value if isinstance(score.node, ast.AugAssign) else score.node
+        if root in names(value):
+            return True
+        for name in closure_back(names(value), f.deps):
+            for expr in f.defs.get(name, ()):
+                if ev.line < getattr(expr, "lineno", 0) <= score.line and root in names(expr):
+                    return True
+        return False
+
+    def _slice_bounds(self, f: FuncFacts, node: ast.AST) -> tuple[set, set]:
+        """(names used as `[:u]` upper bounds, names used as `[l:]` lower bounds) in the expressions
+        that `node` is computed from (its own text and the assignments of the names it reads)."""
+        exprs = [node]
+        for name in closure_back(names(node), f.deps):
+            exprs.extend(f.defs.get(name, ()))
+        uppers, lowers = set(), set()
+        for expr in exprs:
+            for sub in ast.walk(expr):
+                if isinstance(sub, ast.Slice):
+                    if (sub.lower is None or is_zero(sub.lower)) and isinstance(sub.upper, ast.Name):
+                        uppers.add(sub.upper.id)
+                    if isinstance(sub.lower, ast.Name):
+                        lowers.add(sub.lower.id)
+        return uppers, lowers
+
+    def _prefix_only(self, f: FuncFacts, ev: Event, scores: list) -> bool:
+        """The update reads positions `[:s]` of the window and the scoring `[s:]`: context-only
+        adaptation on tokens earlier windows scored (#1350 shape; never ruled illegal)."""
+        target = ev.node.func.value if isinstance(ev.node, ast.Call) and isinstance(ev.node.func, ast.Attribute) else ev.node
+        up_uppers, up_lowers = self._slice_bounds(f, target)
+        for s in scores:
+            value = s.node.value if isinstance(s.node, ast.AugAssign) else s.node
+            _, score_lowers = self._slice_bounds(f, value)
+            split = (up_uppers & score_lowers) - up_lowers
+            if not split:
+                return False
+        return bool(scores)
+
+    def _epoch_rescoring(self, f: FuncFacts, ev: Event, before: list[Event]) -> list[Violation]:
+        """Score and update inside one loop that re-visits the same data (an epoch loop): every epoch
+        after the first scores tokens the model already trained on (C4: s_1, 'keep last epoch')."""
+        out = []
+        for s in before:
+            for loop in self._loops(s.node, f):
+                if not inside(ev.node, loop) or self._is_data_loop(loop, f):
+                    continue
+                if self._first_iteration_only(s.node, loop, f):
+                    continue
+                out.append(Violation(
+                    "TTT-2", s.line,
+                    f"tokens are scored inside a loop over epochs (line {loop.lineno}) that also trains on "
+                    f"them ({self._describe(ev)}); every epoch after the first scores adapted weights",
+                    self._evidence(s),
+                ))
+                return out
+        return out
+
+    def _rescore_after_scored_ttt(self, f: FuncFacts, scores: list[Event]) -> list[Violation]:
+        """A score call after a call that trained on val (score-first TTT mutated the model): s_1."""
+        out = []
+        mutators = [e for e in f.events if e.kind == "update" and e.status == "scored" and e.via
+                    and self.is_val(e.kinds, f) and not on_a_copy(e.node)]
+        # a knob written directly in the straight-line evaluation sequence, not a schedule inside the
+        # training loop (which also runs periodic evaluations)
+        knobs = [e for e in f.events if e.kind == "knob" and not e.via and not self._loops(e.node, f)]
+        for s in scores:
+            if not s.via:
+                continue
+            prior = [m for m in mutators if m.line < s.line and m.node is not s.node]
+            if prior and not any(inside(s.node, l) for l in self._loops(prior[-1].node, f)):
+                m = prior[-1]
+                out.append(Violation(
+                    "TTT-2", s.line,
+                    f"`{s.via.split(' -> ')[0]}` scores the validation set again after `{m.via.split(' -> ')[0]}` "
+                    f"(line {m.line}) trained the model on it; report s_0 from the first pass, not s_1",
+                    self._evidence(s),
+                ))
+                knob = [k for k in knobs if m.line < k.line < s.line]
+                if knob:
+                    out.append(Violation(
+                        "CALIB-2", knob[0].line,
+                        f"an evaluation knob is set (`{short(knob[0].node)}`) after the validation set was "
+                        f"scored, then the set is scored again (line {s.line}) with it",
+                        self._evidence(knob[0]),
+                    ))
+                break
+        # a knob set between two score calls, with no training in between
+        calls = [s for s in scores if s.via]
+        for k in knobs:
+            prev = [s for s in calls if s.line < k.line]
+            nxt = [s for s in calls if s.line > k.line]
+            if prev and nxt and not any(v.rule == "CALIB-2" for v in out):
+                out.append(Violation(
+                    "CALIB-2", k.line,
+                    f"an evaluation knob is set (`{short(k.node)}`) after the validation set was scored "
+                    f"(line {prev[-1].line}), then the set is scored again (line {nxt[0].line})",
+                    self._evidence(k),
+                ))
+        return out
+    # -- evidence --------------------------------------------------------------------------
+    def _describe(self, ev: Event) -> str:
+        what = {"update": "backward/step", "cache": "table write", "score": "loss accumulation"}.get(ev.kind, ev.kind)
+        if ev.via:
+            return f"{what} in `{ev.via}` (line {ev.origin_line}) called at line {ev.line}"
+        return f"{what} at line {ev.line}"
+
+    def _evidence(self, ev: Event) -> str:
+        return short(ev.node)
+
+
