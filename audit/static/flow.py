@@ -5,7 +5,10 @@ Every value carries a set of *kinds*:
 
     V   derived from the validation tokens (val_tokens, load_validation_tokens(...), fineweb_val_*
         globs, a loader called with "val", parameters that receive such values)
-    T   a target: a val slice shifted by one (`val[w + 1 : ...]`, `toks[1:]`) or anything made from it
+    T   a target: a val slice shifted by one (`val[w + 1 : ...]`, `toks[1:]`), a read at the largest
+        position offset of its function (`int(v[pos + 1])`, `toks[np.arange(s + 1, e + 1)]`, `v[t]` after
+        `v[t - 3 : t]`: audit.static.offsets) or anything made from it; a read below that offset is the
+        prefix and drops T (`y[t - 2]`), and so does an argmax/multinomial choice
     N   a size of val data (numel/len/shape): not data, but tells a full-length slice from a subset
     R   drawn at random (torch.randint, np.random...)
     S   val data sliced at random positions (a random minibatch of the validation set)

@@ -22,6 +22,7 @@ from audit.static.analysis import FileAnalysis, callee_name
 from audit.static.config import UNKNOWN
 from audit.static.nodes import (forget_names, is_lut, names, names_in_target, operands, record_fields, requires_grad,
                                 root_name, shifted_by_one)
+from audit.static.offsets import gather_index, index_offsets, position_frame
 
 V, T, N, R, B, S = "V", "T", "N", "R", "B", "S"
 VAL_NAME = re.compile(r"^(val|valid|validation)(_data)?(_tokens?|_ids|_token_ids)?$|^val_tokens\w*$|^all_val\w*$")
@@ -29,6 +30,7 @@ VAL_STRING = re.compile(r"^(val|valid|validation)$|fineweb_val|_val_\*|val_\*|_v
 SHAPE_CALLS = {"numel", "size", "len", "dim", "nelement", "zeros_like", "ones_like", "empty_like", "full_like",
                "ceil", "floor", "nonzero", "argwhere", "searchsorted", "flatnonzero"}  # sizes and positions
 SHAPE_ATTRS = {"shape", "ndim", "dtype", "device", "is_cuda", "itemsize"}
+CHOICE_CALLS = {"argmax", "argmin", "multinomial", "argsort"}
 RANDOM_CALLS = {"randint", "randperm", "choice", "permutation", "shuffle", "sample", "rand", "randn",
                 "integers", "random"}
 BLOB_CALLS = {"decompress", "frombuffer", "read_bytes", "b85decode", "b64decode"}
@@ -57,6 +59,9 @@ class FuncFacts:
     returns: set = field(default_factory=set)
     events: list = field(default_factory=list)
     param_in: dict[int, set] = field(default_factory=dict)  # param index -> kinds at call sites
+    # param index -> kinds written into that parameter (`out[pos] = nll`, `out.copy_(x)`): an output
+    # parameter, whose kinds the caller's argument takes after the call
+    outputs: dict[int, set] = field(default_factory=dict)
     stmts: list = field(default_factory=list)  # own statements (nested defs excluded), reachable
 
     def lookup(self, name: str, line: int) -> set | None:
@@ -70,6 +75,10 @@ class FuncFacts:
             if bline <= line or any(a <= line and bline <= b for a, b in self.loop_spans):
                 out |= kinds
         return out
+
+    def summary_size(self) -> int:
+        """Grows whenever what callers see of this function (returns, outputs) grows."""
+        return len(self.returns) + sum(len(v) for v in self.outputs.values())
 
     def bind(self, name: str, line: int, kinds: set) -> bool:
         bindings = self.kinds.setdefault(name, [])
@@ -102,6 +111,7 @@ class TaintAnalysis:
         self.by_name: dict[str, list[FuncFacts]] = {}
         self._calls: dict[ast.AST, list] = {}
         self._callees: dict[ast.Call, list] = {}  # call -> callees(call); by_name is fixed after _collect
+        self._has_outputs = False  # some function writes into a parameter (see _write_into)
         self._memo: dict = {}  # (what, key) -> result of the per-function / per-loop helpers below
         forget_names()
         self._collect()
@@ -115,10 +125,10 @@ class TaintAnalysis:
                         callers.setdefault(callee.node, set()).add(facts.node)
         dirty = set(self.funcs)
         for _ in range(4):
-            returns_before = {node: len(self.funcs[node].returns) for node in dirty}
+            returns_before = {node: self.funcs[node].summary_size() for node in dirty}
             for node in dirty:
                 self._propagate(self.funcs[node])
-            grown = {node for node in dirty if len(self.funcs[node].returns) != returns_before[node]}
+            grown = {node for node in dirty if self.funcs[node].summary_size() != returns_before[node]}
             dirty = {c for node in grown for c in callers.get(node, ())}
             dirty |= self._params_from_call_sites()
             dirty |= {node for name in self._grown_attrs for node in self._attr_readers.get(name, ())}
@@ -228,8 +238,12 @@ class TaintAnalysis:
         if isinstance(e, ast.Subscript):
             base = self._kinds(e.value, f, bound)
             index = self._kinds(e.slice, f, bound)
+            role = self.position_role(e.slice, f)
+            if role == "prefix":
+                # `y[t - 2]` when `y[t]` is scored: the prefix, not the target
+                base = {k for k in base if k != T and not k.startswith("pt:")}
             out = base | {k for k in index if k != N}
-            if shifted_by_one(e.slice):
+            if shifted_by_one(e.slice) or role == "target":
                 if V in base:
                     out.add(T)
                 out |= {"pt:" + k[2:] for k in base if k.startswith("p:")}
@@ -289,6 +303,9 @@ class TaintAnalysis:
             return self._shape(set().union(receiver, *args))
         if name in RANDOM_CALLS:
             return {R}
+        if name in CHOICE_CALLS:
+            # the index a score picks (argmax of a distribution) is not the realised token
+            return {k for k in set(receiver).union(*args) if k != T and not k.startswith(("o:", "c:", "pt:"))}
         if name in ("item", "tolist", "cpu", "to", "float", "double", "long", "int", "contiguous", "view",
                     "reshape", "clone", "detach", "numpy", "astype", "squeeze", "unsqueeze", "flatten", "sum",
                     "mean", "exp", "log"):
@@ -308,6 +325,13 @@ class TaintAnalysis:
             out = set(receiver).union(*args, *kw.values()) if (args or kw or receiver) else set()
         if name in BLOB_CALLS:
             out.add(B)
+        data, index = gather_index(call)
+        if data is not None and self.position_role(index, f) == "target":
+            # `torch.gather(v, 0, idx)`, `v.index_select(0, idx)` with idx = positions + 1
+            data_kinds = self._kinds(data, f, bound)
+            if V in data_kinds:
+                out.add(T)
+            out |= {"pt:" + k[2:] for k in data_kinds if k.startswith("p:")}
         targets = [T in self.effective(a, f) for a in args]
         if name in ("gather", "take_along_dim", "cross_entropy", "nll_loss") and any(targets):
             if not (isinstance(call.func, ast.Attribute) and is_lut(call.func.value)):
@@ -360,6 +384,25 @@ class TaintAnalysis:
                 out.add(k)
         return out
 
+    def position_role(self, index: ast.AST | None, f: FuncFacts) -> str | None:
+        """Whether an index reads the target of the scored position, its prefix, or neither
+        (audit.static.offsets)."""
+        if index is None:
+            return None
+        key = ("frame", f.node)
+        frame = self._memo.get(key)
+        if frame is None:
+            frame = self._memo[key] = position_frame(f.stmts, self.exprs, self._single_bindings(f))
+        return frame.role(index_offsets(index, self._single_bindings(f)))
+
+    def _single_bindings(self, f: FuncFacts) -> dict:
+        if f.node is self.fa.tree:
+            key = ("module_bindings", None)
+            if key not in self._memo:
+                self._memo[key] = self.fa.index.single_bindings(self.fa.tree)
+            return self._memo[key]
+        return self.fa._single_bindings(f.node)
+
     @cached_property
     def module_facts(self) -> FuncFacts:
         return self.funcs[self.fa.tree]
@@ -390,9 +433,39 @@ class TaintAnalysis:
             root = root_name(target)
             if root:
                 idx = self.kinds(target.slice, f)
-                return self._bind(f, ast.Name(id=root, ctx=ast.Store()), kinds | {k for k in idx if k != N}, deps,
-                                  line)
+                return self._write_into(f, root, kinds | {k for k in idx if k != N}, deps, line)
         return False
+
+    def _write_into(self, f: FuncFacts, root: str, kinds: set, deps: set, line: int) -> bool:
+        """An in-place write into the object `root` names (a subscript store, `.copy_`, `.append`);
+        a write into a parameter is also an output of the function."""
+        changed = self._bind(f, ast.Name(id=root, ctx=ast.Store()), kinds, deps, line)
+        if root in f.params and root not in ("self", "cls"):
+            i = f.params.index(root)
+            written = {k for k in kinds if k != f"p:{i}"}
+            cur = f.outputs.setdefault(i, set())
+            if not written <= cur:
+                cur |= written
+                self._has_outputs = changed = True
+        return changed
+
+    def _outputs_of_calls(self, f: FuncFacts, s: ast.stmt) -> bool:
+        """After `fill(model, x, y, buf)`, buf holds what fill wrote into that parameter (with the
+        callee's p:j replaced by this call's arguments)."""
+        changed = False
+        for call in self.calls(s):
+            for callee in self.callees(call):
+                if not callee.outputs or callee is f:
+                    continue
+                args = [self.kinds(a, f) for a in call.args]
+                kw = {k.arg: self.kinds(k.value, f) for k in call.keywords}
+                receiver = self.kinds(call.func.value, f) if isinstance(call.func, ast.Attribute) else set()
+                for i, written in list(callee.outputs.items()):
+                    root = root_name(argument_of(callee, call, i) or ast.Constant(None))
+                    if root and root != "self":
+                        kinds = self._instantiate(written, callee, call, args, kw, receiver)
+                        changed |= self._bind(f, ast.Name(id=root, ctx=ast.Store()), kinds, set(), call.lineno)
+        return changed
 
     def _propagate(self, f: FuncFacts) -> bool:
         changed = False
@@ -442,8 +515,9 @@ class TaintAnalysis:
                         k = set().union(*(self.kinds(a, f) for a in call.args)) if call.args else set()
                         root = root_name(call.func.value)
                         if root and k:
-                            round_changed |= self._bind(f, ast.Name(id=root, ctx=ast.Store()), k, names(call),
-                                                        call.lineno)
+                            round_changed |= self._write_into(f, root, k, names(call), call.lineno)
+                if self._has_outputs:
+                    round_changed |= self._outputs_of_calls(f, s)
             changed |= round_changed
             if not round_changed:
                 break
@@ -489,3 +563,15 @@ class TaintAnalysis:
     def is_val(self, kinds: Iterable[str], f: FuncFacts) -> bool:
         eff = self.effective(kinds, f)
         return V in eff or T in eff
+
+
+def argument_of(callee: FuncFacts, call: ast.Call, i: int) -> ast.AST | None:
+    """The expression a call passes for the callee's i-th parameter (obj of `obj.m(...)` for self)."""
+    method = callee.params[:1] in (["self"], ["cls"]) and isinstance(call.func, ast.Attribute)
+    if method and i == 0:
+        return call.func.value
+    pos = i - (1 if method else 0)
+    if 0 <= pos < len(call.args) and not isinstance(call.args[pos], ast.Starred):
+        return call.args[pos]
+    name = callee.params[i] if 0 <= i < len(callee.params) else None
+    return next((k.value for k in call.keywords if k.arg == name), None)

@@ -4,7 +4,8 @@ Each is a small train_gpt.py in the idiom of the records: a Hyperparameters clas
 environment, an `eval_val` that scores under inference_mode, and the legal TTT variants: a chunked
 score-first loop with an is_last_chunk guard, per-document LoRA TTT scored before each step, a
 compile warm-up on torch.randint tokens, an online prefix-only n-gram hint table (the #1514 tilt
-shape) and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
+shape), a tilt keyed by the targets of earlier positions (the prefix of the scored one), score-first TTT
+scored through an output buffer, and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
 """
 
 HEADER = '''
@@ -191,6 +192,54 @@ def eval_val_tilt(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + MAIN.format(ttt="eval_val_tilt")
 
+# the hint key hashes the targets of earlier positions (`y[t - 2]`, `y[t - 1]` when `y[t]` is scored):
+# the prefix of position t, though the tensor y holds targets; the fallback hint is the model's argmax
+PREFIX_KEYED_TILT = HEADER + '''
+
+def eval_val_prefix_tilt(args, model, val_tokens, base_bytes_lut):
+    hints = {}
+    loss_sum = 0.0
+    for w in range(0, val_tokens.numel() - args.seq_len - 1, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        logp = F.log_softmax(model.forward_logits(x[None])[0].float(), -1)
+        for t in range(2, args.seq_len):
+            ctx = (int(y[t - 2]) * 1000003) ^ int(y[t - 1])
+            hint = hints.get(ctx)
+            if hint is None:
+                hint = int(logp[t].argmax())
+            tilted = F.log_softmax(logp[t] + 0.5 * F.one_hot(torch.tensor(hint), logp.shape[-1]), -1)
+            loss_sum += -float(tilted[y[t]])
+            hints[ctx] = int(y[t])
+    return loss_sum
+''' + MAIN.format(ttt="eval_val_prefix_tilt")
+
+# score-first TTT whose scoring fills a buffer the caller passes in (an output parameter), then
+# accumulates it; the update follows in the same chunk
+OUTPUT_BUFFER_TTT = HEADER + '''
+
+
+def score_chunk_into(model, x, y, nll_out):
+    with torch.no_grad():
+        logits = model.forward_logits(x[None])[0].float()
+        nll_out[: y.numel()] = F.cross_entropy(logits, y, reduction="none")
+
+
+def evaluate_with_ttt(args, model, val_tokens, base_bytes_lut):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    nll_store = torch.zeros(args.seq_len, dtype=torch.float32)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        score_chunk_into(model, x, y, nll_store)
+        loss_sum += nll_store.double().sum()
+        opt.zero_grad()
+        F.cross_entropy(model.forward_logits(x[None])[0], y).backward()
+        opt.step()
+    return float(loss_sum)
+''' + MAIN.format(ttt="evaluate_with_ttt")
+
 CONTEXT_ONLY_BIAS = HEADER + '''
 
 def eval_val_context_bias(args, model, val_tokens, base_bytes_lut):
@@ -359,4 +408,5 @@ def main():
 
 PACKAGED_PIPELINE = [VOCABULARY_BYTE_LUTS, LAYOUT_TRAIN_CALIBRATION, SCORE_FIRST_TTT_HELPERS]
 
-ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS]
+ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS,
+       PREFIX_KEYED_TILT, OUTPUT_BUFFER_TTT]

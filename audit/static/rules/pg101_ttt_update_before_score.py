@@ -123,4 +123,9 @@ def eval_val_lagged_ttt(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + _legal.MAIN.format(ttt="eval_val_lagged_ttt"),
     ]
-    INVALID = [PRE_EVAL_TTT, SAME_LOOP_ADAPT_THEN_SCORE, PRE_QUANT_TTT, HELPERS_ADAPT_THEN_SCORE]
+    INVALID = [PRE_EVAL_TTT, SAME_LOOP_ADAPT_THEN_SCORE, PRE_QUANT_TTT, HELPERS_ADAPT_THEN_SCORE,
+               # the chunk is scored through an output buffer the helper fills, after the update
+               _legal.OUTPUT_BUFFER_TTT.replace(
+                   "        score_chunk_into(model, x, y, nll_store)\n        loss_sum += nll_store.double().sum()\n", ""
+               ).replace("        opt.step()\n", "        opt.step()\n        score_chunk_into(model, x, y, nll_store)\n"
+                         "        loss_sum += nll_store.double().sum()\n")]

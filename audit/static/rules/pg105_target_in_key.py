@@ -28,6 +28,31 @@ def eval_val_mixed(args, model, mixer, val_tokens):
 '''
 
 
+# the targets are read by fancy indexing with positions one past the inputs, not by a shifted slice
+ARANGE_TARGET_KEY = _legal.HEADER + '''
+
+def eval_hashed_cache(args, model, val_tokens):
+    toks = val_tokens.numpy().astype(np.int64)
+    table = np.zeros(1 << 22, dtype=np.float64)
+    totals = np.ones(1 << 22, dtype=np.float64)
+    loss_sum = 0.0
+    for s in range(0, len(toks) - args.seq_len - 1, args.seq_len):
+        e = s + args.seq_len
+        prev = toks[np.arange(s, e)]
+        nxt_idx = np.arange(s + 1, e + 1)
+        nxt = toks[nxt_idx]
+        key = ((prev * 1000003) ^ (nxt * 998244353)) & ((1 << 22) - 1)
+        ctx = (prev * 1000003) & ((1 << 22) - 1)
+        p_ngram = table[key] / totals[ctx]
+        logp = F.log_softmax(model.forward_logits(torch.from_numpy(prev)[None])[0].float(), -1)
+        p_model = logp.exp().gather(-1, torch.from_numpy(nxt)[:, None])[:, 0].numpy()
+        loss_sum += float(-np.log(0.9 * p_model + 0.1 * p_ngram).sum())
+        np.add.at(table, key, 1.0)
+        np.add.at(totals, ctx, 1.0)
+    return loss_sum
+'''
+
+
 class TargetInKey(FlowRule):
     """The probability of token t may depend only on the artifact and the strict prefix (C1 of
     Issue #1017). The rule follows the target tensor (validation tokens shifted by one, and
@@ -80,4 +105,5 @@ def eval_mixed(args, model, ngram, val_tokens):
             "        if seen and bool(starts_word_lut[tok]):\n",
         ).replace("build_hints(val_tokens[:-1])", "build_hints(val_tokens[1:])"),
         BACKOFF_MIXER,
+        ARANGE_TARGET_KEY,
     ]
