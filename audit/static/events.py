@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from audit.static.analysis import FileAnalysis, callee_name
+from audit.static.cfg import CFG
 from audit.static.nodes import closure_back, closure_forward, constant_index, inside, names, names_in_target, root_name
 from audit.static.taint import CACHE_WRITE_CALLS, HOOK_CALLS, R, T, V, FuncFacts, TaintAnalysis
 
@@ -30,6 +31,7 @@ class Event:
     warmup: bool = False  # inside a warm-up / compile context
     local_params: bool = False  # the update trains tensors created in this function (SLOT)
     origin_line: int = 0  # the line of the innermost event (in the callee)
+    local_table: bool = False  # a cache write into a table created in this function (not carried)
 
 
 @dataclass
@@ -90,6 +92,29 @@ class EventAnalysis(TaintAnalysis):
                         f.events.append(Event("knob", s.lineno, s, frozenset(), origin_line=s.lineno))
             for call in self.calls(s):
                 self._call_event(f, s, call, reported, params)
+        self._tables_among_accumulators(f)
+
+    def _tables_among_accumulators(self, f: FuncFacts) -> None:
+        """`counts += torch.bincount(y)` where what another accumulation scores reads counts as a
+        table (`counts[ctx]`, `counts / counts.sum()`): an in-place add into a tensor used as a table
+        is a table update, not a score. An accumulator added into another (`loss_sum += doc_loss`)
+        stays a score."""
+        scores = [e for e in f.events if e.kind == "score" and isinstance(e.node, ast.AugAssign)]
+        if len(scores) < 2:
+            return
+        for ev in scores:
+            root = root_name(ev.node.target)
+            if root is None:
+                continue
+            for other in scores:
+                if other is ev or root_name(other.node.target) == root:
+                    continue
+                sources = closure_back(names(other.node.value), f.deps)
+                exprs = [other.node.value] + [e for name in sources for e in f.defs.get(name, ())]
+                if root in sources and any(_reads_as_table(root, e) for e in exprs):
+                    ev.kind = "cache"
+                    ev.local_table = root in f.local_objects
+                    break
 
     def _aug_event(self, f: FuncFacts, s: ast.AugAssign, reported: set, params: set) -> None:
         k = frozenset(self.kinds(s.value, f))
@@ -122,11 +147,18 @@ class EventAnalysis(TaintAnalysis):
             # `top_token[i] = ...` in a loop over positions: the prediction committed for position i
             f.events.append(Event("predict", s.lineno, s, frozenset(self.kinds(s.value, f)), origin_line=s.lineno))
             return
-        if root is None or root in f.local_objects:
+        if root is None:
+            return
+        local = root in f.local_objects or (root in f.kinds and root not in f.params and root != "self")
+        if local:
+            # a table made here and keyed by token values, holding a target (`counts[tok, nxt] += 1`);
+            # a buffer indexed by positions (`y_batch[b, :n] = ...`) is scratch
+            value = self.kinds(s.value, f) if s.value is not None else set()
+            if {V, T} & self.effective(idx, f) and T in self.effective(idx | value, f):
+                f.events.append(Event("cache", s.lineno, s, frozenset(idx | value), origin_line=s.lineno,
+                                      local_table=True))
             return
         if V in idx or T in idx or any(x.startswith("p:") for x in idx):
-            if root in f.kinds and root not in f.params and root != "self":
-                return  # a local scratch buffer
             f.events.append(Event("cache", s.lineno, s, frozenset(idx), origin_line=s.lineno))
 
     def _call_event(self, f: FuncFacts, s: ast.stmt, call: ast.Call, reported: set, params: set) -> None:
@@ -143,6 +175,8 @@ class EventAnalysis(TaintAnalysis):
             root = root_name(target) if target is not None else None
             if root and (root not in f.local_objects or root in f.params):
                 f.events.append(Event("cache", call.lineno, call, k, origin_line=call.lineno))
+            elif root and T in self.effective(k, f):
+                f.events.append(Event("cache", call.lineno, call, k, origin_line=call.lineno, local_table=True))
         elif name in HOOK_CALLS and self._accumulates_gram(f):
             # hooks that build X^T X (GPTQ Hessians), not diagnostics probes
             f.events.append(Event("hook", call.lineno, call, frozenset(), origin_line=call.lineno))
@@ -215,6 +249,8 @@ class EventAnalysis(TaintAnalysis):
                         continue
                     statuses = self.update_status(callee)
                     for ev in callee.events:
+                        if ev.local_table:
+                            continue  # the callee's own table ends with the call
                         kinds = frozenset(self._instantiate(ev.kinds, callee, call, args, kw, receiver))
                         status = statuses.get(id(ev), ev.status)
                         if ev.kind in ("update", "cache") and status != "unscored":
@@ -257,8 +293,25 @@ class EventAnalysis(TaintAnalysis):
         loops = [l for l in self._loops(ev.node, f) if self._is_data_loop(l, f)]
         if not loops:
             return False
-        return any(p.kind == "predict" and p.line < ev.line and inside(p.node, loops[0]) for p in f.events)
+        return any(p.kind == "predict" and inside(p.node, loops[0]) and self.follows(f, p.node, ev.node)
+                   for p in f.events)
 
+
+    def cfg(self, f: FuncFacts) -> CFG:
+        key = ("cfg", f.node)
+        if key not in self._memo:
+            self._memo[key] = CFG(f.node.body)
+        return self._memo[key]
+
+    def stmt_of(self, node: ast.AST) -> ast.AST | None:
+        while node is not None and not isinstance(node, ast.stmt):
+            node = self.fa.parents.get(node)
+        return node
+
+    def follows(self, f: FuncFacts, a: ast.AST, b: ast.AST) -> bool:
+        """The statement of b runs after that of a within one iteration of the loops around both
+        (audit.static.cfg); two events of one statement keep the order of their origin."""
+        return self.cfg(f).follows(self.stmt_of(a), self.stmt_of(b))
 
     def _loops(self, node: ast.AST, f: FuncFacts) -> list[ast.AST]:
         """Enclosing loops of `node` inside f, innermost first."""
@@ -312,3 +365,18 @@ def score_roots(f: FuncFacts) -> set:
 def is_entry_like(f: FuncFacts) -> bool:
     return f.name in ("main", "<module>") or f.name.startswith(("run", "train_and_eval", "evaluate"))
 
+
+def _reads_as_table(root: str, expr: ast.AST) -> bool:
+    """expr looks `root` up by a computed key (`root[ctx]`) or turns it into a distribution
+    (`root / root.sum()`, `softmax(root)`)."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == root \
+                and not constant_index(node.slice):
+            return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and root in names(node.left) \
+                and root in names(node.right):
+            return True
+        if isinstance(node, ast.Call) and callee_name(node) in ("softmax", "log_softmax", "normalize") \
+                and any(root in names(a) for a in node.args):
+            return True
+    return False

@@ -18,22 +18,19 @@ Every value carries a set of *kinds*:
     p:i depends on the function's i-th parameter (symbolic; substituted at each call site)
     pt:i a target if the i-th parameter is val data (a shifted slice of it)
 
-Kinds flow through assignments, tuple unpacking, slicing and subscripts, attribute loads, in-place
-container writes, calls (library calls: the union of their arguments and receiver; calls of this
-file's functions: the callee's summary with p:i replaced by the arguments' kinds) and returns.
-Shape queries (numel, len, size, shape, zeros_like...) turn V into N. A record (a dataclass or
-NamedTuple of this file) is not tainted as a whole by its constructor's arguments: each field keeps
-the kinds passed for it, so `layout.train_pattern` is not val data because `layout.val_pattern` is.
+How kinds flow: audit.static.taint; positions and targets: audit.static.offsets.
 
-Events recorded per function, in source order: *updates* (`.backward()` / autograd.grad on a V loss;
-writes into tables/caches indexed by V values), *scores* (accumulation of V/T values into a reported
-accumulator: a variable that reaches the function's return, or an accumulator passed in by the
-caller, or a fixed slot of one such as `self.sums[0]` in an accumulator's method), *hooks* (forward-hook registration). Calls of this file's functions carry the callee's
-events to the call line. `FlowAnalysis.violations` then decides the order along the control flow:
-an update must come after the scoring of the same data (TTT-3 shape: scoring earlier in the same
-loop iteration); a val update not scored inside its function is a "pure" update that must not be
-followed by scoring in its caller; a score after a model was mutated by val updates is s_1; and the
-local target-taint checks (C1/C2/ORACLE-1/PREFIX-1/DATA-3/CALIB-*) run on the same kinds.
+Events (audit.static.events) per function: *updates* (`.backward()` / autograd.grad on a V loss),
+*caches* (writes into tables keyed by V values, in-place adds into a tensor read as a table),
+*scores* (accumulation of V/T values into a reported accumulator), *hooks*, *knobs*; calls of this
+file's functions carry the callee's events to the call line. The order (audit.static.ordering) is
+decided on each function's control-flow graph (audit.static.cfg): an update must come after the
+scoring of the same data in the same iteration, or train on data a back edge carries from an
+iteration that scored it; a val update not scored inside its function is a "pure" update that must
+not be followed by scoring in its caller; a table completed over the validation set before a pass
+that scores with it is update-before-score, and a re-score when an earlier pass scored; a score after
+a model was mutated by val updates is s_1. The local target-taint checks
+(C1/C2/ORACLE-1/PREFIX-1/DATA-3/CALIB-*) run here on the same kinds.
 Only code reachable under the resolved configuration produces events.
 """
 

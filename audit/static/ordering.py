@@ -42,16 +42,21 @@ class OrderAnalysis(EventAnalysis):
             data_loops = [l for l in loops if self._is_data_loop(l, f)]
             inner = data_loops[0] if data_loops else None
             same_iter = [s for s in scores if inner is not None and inside(s.node, inner)]
-            before = [s for s in same_iter if s.line < ev.line or (s.line == ev.line and s.origin_line < ev.origin_line)]
-            later = [s for s in scores if s.line > ev.line and not (inner is not None and inside(s.node, inner) and before)]
+            before = [s for s in same_iter if self._precedes(f, s, ev)]
+            later = [s for s in scores if self._precedes(f, ev, s) and not (inner is not None and inside(s.node, inner) and before)]
             if before:
                 out.extend(self._epoch_rescoring(f, ev, before))
+                if ev.kind == "cache":
+                    out.extend(self._second_pass(f, ev, data_loops, scores))
                 continue
             if same_iter and inner is not None and self._trains_previous_iteration(f, ev, inner):
                 continue  # trains on chunk ci-1, which the previous iteration scored
+            if same_iter and inner is not None and self._trains_carried_data(f, ev, inner, same_iter):
+                continue  # trains on data the previous iteration scored and kept (a back edge carries it)
             if same_iter and self._prefix_only(f, ev, same_iter):
                 continue  # adapts on the context positions [:s] only, scores [s:]: already-scored tokens
-            if ev.kind == "cache" and not any(self._cache_feeds_score(f, ev, sc) for sc in scores if sc.line >= ev.line):
+            if ev.kind == "cache" and not any(self._cache_feeds_score(f, ev, sc) for sc in scores
+                                              if sc.node is ev.node or self._precedes(f, ev, sc)):
                 continue  # the scored values were computed before the table write and never read it
             if not scores:
                 if not is_entry_like(f) and f.name != "<module>":
@@ -60,8 +65,8 @@ class OrderAnalysis(EventAnalysis):
                 continue
             if same_iter or later:
                 out.extend(self._pure_update_violation(ev, where, scored_later=True, same_loop=bool(same_iter)))
-                if not same_iter and any(s.line < ev.line for s in scores):
-                    after = [s for s in scores if s.line > ev.line]
+                if not same_iter and any(self._precedes(f, s, ev) for s in scores):
+                    after = [s for s in scores if self._precedes(f, ev, s)]
                     if after:
                         out.append(Violation(
                             "TTT-2", after[0].line,
@@ -71,6 +76,38 @@ class OrderAnalysis(EventAnalysis):
                         ))
         out.extend(self._rescore_after_scored_ttt(f, scores))
         return out
+
+    def _precedes(self, f: FuncFacts, a: Event, b: Event) -> bool:
+        """Event a happens before event b in one iteration of the loops around both (the control-flow
+        graph); two events of one statement (a call carrying several) keep their origin order."""
+        sa, sb = self.stmt_of(a.node), self.stmt_of(b.node)
+        if sa is sb:
+            return a.origin_line < b.origin_line
+        return self.cfg(f).follows(sa, sb)
+
+    def _second_pass(self, f: FuncFacts, ev: Event, data_loops: list, scores: list[Event]) -> list[Violation]:
+        """A table written score-first in one pass over the validation data, then read by a later
+        pass that scores the data again: the second pass sees a table holding every token it scores
+        (a complete cache: update before score) and reports a re-score."""
+        loop = data_loops[-1] if data_loops else None
+        if loop is None:
+            return []
+        for s in scores:
+            if inside(s.node, loop) or not self.cfg(f).strictly_before(self.stmt_of(ev.node), self.stmt_of(s.node)):
+                continue
+            if not self._cache_feeds_score(f, ev, s):
+                continue
+            return [
+                Violation("TTT-1", ev.line,
+                          f"the table written at line {ev.line} is complete over the validation set when the "
+                          f"pass at line {s.line} scores those tokens with it (a complete cache)",
+                          self._evidence(ev)),
+                Violation("TTT-2", s.line,
+                          f"the validation set is scored a second time at line {s.line} with the table that the "
+                          f"first pass (line {loop.lineno}) filled from it: a two-pass re-score",
+                          self._evidence(s)),
+            ]
+        return []
 
     def _pure_update_violation(self, ev: Event, where: str, scored_later: bool, same_loop: bool = False) -> list:
         if ev.local_params:
@@ -124,6 +161,50 @@ class OrderAnalysis(EventAnalysis):
                         and isinstance(sub.right.value, int) and sub.right.value >= 1):
                     return True
         return False
+
+    def _trains_carried_data(self, f: FuncFacts, ev: Event, loop: ast.AST, scores: list[Event]) -> bool:
+        """The update reads validation data only through names that the loop binds after it, from
+        tensors the same iteration scored (`scored = chunk` at the end of the body, then `if scored
+        is not None: train(scored)` at the top): the back edge carries the previous iteration's
+        scored data into the update, which therefore trains on tokens already scored."""
+        cfg = self.cfg(f)
+        update = self.stmt_of(ev.node)
+        node = ev.node.func.value if isinstance(ev.node, ast.Call) and isinstance(ev.node.func, ast.Attribute) \
+            and callee_name(ev.node) == "backward" else ev.node
+        bindings = self.fa.index.bindings.get(f.node, {})
+        score_stmts = [self.stmt_of(s.node) for s in scores]
+        scored_names = set()
+        for s in scores:
+            value = s.node.value if isinstance(s.node, ast.AugAssign) else s.node
+            scored_names |= closure_back(names(value), f.deps)
+        loop_vars = names_in_target(loop.target) if isinstance(loop, (ast.For, ast.AsyncFor)) else set()
+        carried, seen, todo = False, set(), list(names(node))
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in loop_vars:
+                return False  # reads this iteration's position
+            inside_loop = [b for b in bindings.get(name, ()) if b is not loop and inside(b, loop)]
+            if not inside_loop:
+                continue  # bound before the loop: the model, the optimizer, the whole token tensor
+            current = [b for b in inside_loop if cfg.follows(b, update)]
+            if current:
+                for b in current:
+                    value = getattr(b, "value", None) or getattr(b, "iter", None)
+                    todo.extend(names(value) if value is not None else ())
+                continue
+            for b in inside_loop:
+                value = getattr(b, "value", None)
+                data = {n for n in (names(value) if value is not None else ())
+                        if self.is_val(f.lookup(n, b.lineno) or set(), f)}
+                if not data or not data <= scored_names or not any(cfg.follows(s, b) for s in score_stmts):
+                    return False
+                if any(not [x for x in bindings.get(n, ()) if inside(x, loop)] for n in data):
+                    return False  # the whole validation tensor, not a piece this iteration scored
+            carried = True
+        return carried
 
     def _cache_feeds_score(self, f: FuncFacts, ev: Event, score: Event) -> bool:
         """Whether the table written by `ev` is read by what `score` accumulates: by the score itself
@@ -208,7 +289,7 @@ class OrderAnalysis(EventAnalysis):
         for s in scores:
             if not s.via:
                 continue
-            prior = [m for m in mutators if m.line < s.line and m.node is not s.node]
+            prior = [m for m in mutators if m.node is not s.node and self._precedes(f, m, s)]
             if prior and not any(inside(s.node, l) for l in self._loops(prior[-1].node, f)):
                 m = prior[-1]
                 out.append(Violation(

@@ -5,7 +5,8 @@ environment, an `eval_val` that scores under inference_mode, and the legal TTT v
 score-first loop with an is_last_chunk guard, per-document LoRA TTT scored before each step, a
 compile warm-up on torch.randint tokens, an online prefix-only n-gram hint table (the #1514 tilt
 shape), a tilt keyed by the targets of earlier positions (the prefix of the scored one), score-first TTT
-scored through an output buffer, and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
+scored through an output buffer, TTT on the chunk the previous iteration scored, count tables
+updated after scoring, and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
 """
 
 HEADER = '''
@@ -240,6 +241,60 @@ def evaluate_with_ttt(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + MAIN.format(ttt="evaluate_with_ttt")
 
+# TTT that trains, at the top of each iteration, on the chunk the previous iteration scored and kept
+# (the loop's back edge carries it)
+LAGGED_TTT = HEADER + '''
+
+def eval_val_lagged_ttt(args, model, val_tokens, base_bytes_lut):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    scored = None
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        if scored is not None:
+            opt.zero_grad()
+            model(scored[:-1][None], scored[1:][None]).backward()
+            opt.step()
+        chunk = val_tokens[w : w + args.seq_len + 1].long()
+        with torch.no_grad():
+            loss_sum += model(chunk[:-1][None], chunk[1:][None]).double() * args.seq_len
+        scored = chunk
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_lagged_ttt")
+
+# count tables updated after the tokens were scored: in place (`counts += bincount(y)`) and per
+# chunk after its scoring loop, read by the next chunk
+SCORE_FIRST_COUNTS = HEADER + '''
+
+def eval_val_unigram_mix(args, model, val_tokens, base_bytes_lut):
+    counts = torch.ones(1024, dtype=torch.float64)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        probs = 0.9 * F.softmax(model.forward_logits(x[None])[0].float(), -1) + 0.1 * counts / counts.sum()
+        loss_sum += -torch.log(probs.gather(-1, y[:, None])).sum()
+        counts += torch.bincount(y, minlength=1024)
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_unigram_mix")
+
+SCORE_FIRST_CHUNK_TABLE = HEADER + '''
+
+def eval_val_chunk_cache(args, model, val_tokens, base_bytes_lut):
+    toks = val_tokens.long()
+    counts = torch.ones(1024, 1024, dtype=torch.float64)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, toks.numel() - args.seq_len, args.seq_len):
+        x = toks[w : w + args.seq_len]
+        y = toks[w + 1 : w + args.seq_len + 1]
+        logits = model.forward_logits(x[None])[0].float()
+        for t in range(args.seq_len):
+            probs = 0.8 * F.softmax(logits[t], -1) + 0.2 * counts[x[t]] / counts[x[t]].sum()
+            loss_sum += -torch.log(probs[y[t]])
+        for t in range(args.seq_len):
+            counts[x[t], y[t]] += 1.0
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_chunk_cache")
+
 CONTEXT_ONLY_BIAS = HEADER + '''
 
 def eval_val_context_bias(args, model, val_tokens, base_bytes_lut):
@@ -409,4 +464,4 @@ def main():
 PACKAGED_PIPELINE = [VOCABULARY_BYTE_LUTS, LAYOUT_TRAIN_CALIBRATION, SCORE_FIRST_TTT_HELPERS]
 
 ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS,
-       PREFIX_KEYED_TILT, OUTPUT_BUFFER_TTT]
+       PREFIX_KEYED_TILT, OUTPUT_BUFFER_TTT, LAGGED_TTT, SCORE_FIRST_COUNTS, SCORE_FIRST_CHUNK_TABLE]

@@ -128,4 +128,28 @@ def eval_val_lagged_ttt(args, model, val_tokens, base_bytes_lut):
                _legal.OUTPUT_BUFFER_TTT.replace(
                    "        score_chunk_into(model, x, y, nll_store)\n        loss_sum += nll_store.double().sum()\n", ""
                ).replace("        opt.step()\n", "        opt.step()\n        score_chunk_into(model, x, y, nll_store)\n"
-                         "        loss_sum += nll_store.double().sum()\n")]
+                         "        loss_sum += nll_store.double().sum()\n"),
+               # a complete cache: bigram counts over the whole validation set, then the scoring pass
+               _legal.HEADER + '''
+
+def eval_val_bigram_mix(args, model, val_tokens, base_bytes_lut):
+    toks = val_tokens.long()
+    counts = torch.ones(1024, 1024, dtype=torch.float64)
+    for i in range(toks.numel() - 1):
+        counts[toks[i], toks[i + 1]] += 1.0
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, toks.numel() - args.seq_len, args.seq_len):
+        x = toks[w : w + args.seq_len]
+        y = toks[w + 1 : w + args.seq_len + 1]
+        ngram = counts[x] / counts[x].sum(-1, keepdim=True)
+        probs = 0.8 * F.softmax(model.forward_logits(x[None])[0].float(), -1) + 0.2 * ngram
+        loss_sum += -torch.log(probs.gather(-1, y[:, None])).sum()
+    return float(loss_sum)
+''' + _legal.MAIN.format(ttt="eval_val_bigram_mix"),
+               # an in-place add into a count table before the chunk is scored
+               _legal.SCORE_FIRST_COUNTS.replace("        counts += torch.bincount(y, minlength=1024)\n", "").replace(
+                   "        probs = 0.9", "        counts += torch.bincount(y, minlength=1024)\n        probs = 0.9"),
+               # the chunk kept for the next iteration's update is the next, unscored one
+               _legal.LAGGED_TTT.replace(
+                   "        scored = chunk\n",
+                   "        scored = val_tokens[w + args.seq_len : w + 2 * args.seq_len + 1].long()\n")]
