@@ -208,7 +208,8 @@ class OrderAnalysis(EventAnalysis):
 
     def _cache_feeds_score(self, f: FuncFacts, ev: Event, score: Event) -> bool:
         """Whether the table written by `ev` is read by what `score` accumulates: by the score itself
-        or by an assignment between the write and the score that the accumulated value depends on."""
+        or by an assignment that runs between the write and the score (in one iteration of the loops
+        around them) and that the accumulated value depends on."""
         node = ev.node
         if isinstance(node, (ast.Assign, ast.AugAssign)):
             target = node.targets[0] if isinstance(node, ast.Assign) else node.target
@@ -224,9 +225,13 @@ class OrderAnalysis(EventAnalysis):
         value = score.node.value if isinstance(score.node, ast.AugAssign) else score.node
         if root in names(value):
             return True
+        cfg, write, scored = self.cfg(f), self.stmt_of(ev.node), self.stmt_of(score.node)
         for name in closure_back(names(value), f.deps):
             for expr in f.defs.get(name, ()):
-                if ev.line < getattr(expr, "lineno", 0) <= score.line and root in names(expr):
+                if root not in names(expr):
+                    continue
+                define = self.stmt_of(expr)
+                if cfg.follows(write, define) and (define is scored or cfg.follows(define, scored)):
                     return True
         return False
 
