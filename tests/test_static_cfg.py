@@ -81,7 +81,9 @@ def test_index_arithmetic_resolves_to_base_and_offset():
     assert _offsets("idx", idx="np.arange(s + 1, e + 1)") == {("s", 1)}
     assert _offsets("int(i) + 1") == {("i", 1)}
     assert _offsets("logits.argmax(-1)") == set()  # an index a score chose
-    assert _offsets("pos * 2 + 1") == set()  # a product is not a position
+    assert _offsets("w * 2 + 1") == {("w * 2", 1)}  # a computed position is a base of its own
+    assert _offsets("ws + s + 1") == {("ws + s", 1)}
+    assert _offsets("jv - (order - k)", jv="pos[mask]", pos="np.arange(s + 1, e + 1)") == {("s", 0)}
 
 
 def test_the_largest_offset_of_a_base_is_the_target_and_lower_ones_are_the_prefix():

@@ -151,15 +151,27 @@ class EventAnalysis(TaintAnalysis):
             return
         local = root in f.local_objects or (root in f.kinds and root not in f.params and root != "self")
         if local:
-            # a table made here and keyed by token values, holding a target (`counts[tok, nxt] += 1`);
-            # a buffer indexed by positions (`y_batch[b, :n] = ...`) is scratch
+            # a table made here before the loop that fills it, keyed by token values and holding a
+            # target (`counts[tok, nxt] += 1`); a buffer indexed by positions (`y_batch[b, :n] = ...`)
+            # or made inside the loop (per-window scratch) is not
             value = self.kinds(s.value, f) if s.value is not None else set()
-            if {V, T} & self.effective(idx, f) and T in self.effective(idx | value, f):
+            if self._lasting_table(f, root, s) and {V, T} & self.effective(idx, f) \
+                    and T in self.effective(idx | value, f):
                 f.events.append(Event("cache", s.lineno, s, frozenset(idx | value), origin_line=s.lineno,
                                       local_table=True))
             return
         if V in idx or T in idx or any(x.startswith("p:") for x in idx):
             f.events.append(Event("cache", s.lineno, s, frozenset(idx), origin_line=s.lineno))
+
+    def _lasting_table(self, f: FuncFacts, root: str, write: ast.AST) -> bool:
+        """`root` is a container or tensor made in f by a constructor outside every loop around the
+        write, so it outlives the iterations (a table, not per-window scratch)."""
+        if root not in f.local_objects:
+            return False
+        loops = self._loops(write, f)
+        made = [b for b in self.fa.index.bindings.get(f.node, {}).get(root, ())
+                if isinstance(b, ast.Assign) and any(isinstance(t, ast.Name) and t.id == root for t in b.targets)]
+        return bool(made) and not any(inside(b, loop) for loop in loops for b in made)
 
     def _call_event(self, f: FuncFacts, s: ast.stmt, call: ast.Call, reported: set, params: set) -> None:
         name = callee_name(call)
@@ -175,7 +187,7 @@ class EventAnalysis(TaintAnalysis):
             root = root_name(target) if target is not None else None
             if root and (root not in f.local_objects or root in f.params):
                 f.events.append(Event("cache", call.lineno, call, k, origin_line=call.lineno))
-            elif root and T in self.effective(k, f):
+            elif root and T in self.effective(k, f) and self._lasting_table(f, root, call):
                 f.events.append(Event("cache", call.lineno, call, k, origin_line=call.lineno, local_table=True))
         elif name in HOOK_CALLS and self._accumulates_gram(f):
             # hooks that build X^T X (GPTQ Hessians), not diagnostics probes

@@ -3,9 +3,12 @@ being scored, and which are its prefix.
 
 An index expression is resolved syntactically to (base, k) pairs, "position `base` + k": a name is
 its own base at offset 0 unless the function binds it once to an expression (`idx = np.arange(s +
-1, e + 1)` -> (s, +1)); `p + c` / `p - c` shift by the constant; `arange(a, b)` / `range(a, b)`
-start at a; a slice `[lo:hi]` reads from lo on; `int(...)`, `.long()`, `.to(...)` keep the offset.
-An index computed by anything else (a product, an argmax, a table lookup) has no position.
+1, e + 1)` -> (s, +1)); `p + c` / `p - c` shift by the constant, `p - n` by an unknown distance is
+counted one before p; any other sum, a product or an attribute is a base of its own (`ws + s + 1`
+-> (`ws + s`, +1)); `arange(a, b)` / `range(a, b)` start at a; a selection of such a range
+(`positions[mask]`) keeps its offsets; a slice `[lo:hi]` reads from lo on; `int(...)`, `.long()`,
+`.to(...)` keep the offset. An index computed by anything else (an argmax, a table lookup) has no
+position.
 
 Every function gets a frame: for each base, the offsets at which it is read. The largest offset is
 the token being predicted when it lies after some other read of the same base (`v[t-3:t]` then
@@ -25,7 +28,7 @@ RANGE_CALLS = {"arange", "range"}
 KEEP_OFFSET_CALLS = {"int", "long", "to", "cuda", "cpu", "tensor", "as_tensor", "from_numpy", "astype", "clone",
                      "contiguous", "item"}
 GATHER_CALLS = {"gather", "index_select", "take", "take_along_dim", "take_along_axis"}
-_MAX_DEPTH = 4  # chains of single bindings followed (idx = base + 1; pos = idx - 1; ...)
+_MAX_DEPTH = 8  # nested expressions and single bindings followed (idx = base + 1; pos = idx - 1; ...)
 
 
 def index_offsets(expr: ast.AST | None, bindings: dict, depth: int = 0) -> frozenset:
@@ -44,7 +47,15 @@ def index_offsets(expr: ast.AST | None, bindings: dict, depth: int = 0) -> froze
             if isinstance(const, ast.Constant) and type(const.value) is int and (sign or isinstance(expr.op, ast.Add)):
                 shift = const.value if isinstance(expr.op, ast.Add) else -const.value
                 return frozenset((b, k + shift) for b, k in index_offsets(pos, bindings, depth + 1))
-        return frozenset()
+        if isinstance(expr.op, ast.Sub) and not isinstance(expr.left, ast.Constant):
+            # `j - (order - k)`: some distance before j; counted as one before it, a prefix read
+            return frozenset((b, k - 1) for b, k in index_offsets(expr.left, bindings, depth + 1))
+        return frozenset({(ast.unparse(expr), 0)})  # `ws + s`: a position of its own
+    if isinstance(expr, ast.Attribute) or (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult)):
+        return frozenset({(ast.unparse(expr), 0)})  # `self.pos`, `i * seq_len`
+    if isinstance(expr, ast.Subscript) and not isinstance(expr.slice, ast.Slice):
+        # `positions[mask]`: a selection of a positions array keeps its offsets
+        return index_offsets(expr.value, bindings, depth + 1) if _is_positions(expr.value, bindings) else frozenset()
     if isinstance(expr, ast.Slice):
         return index_offsets(expr.lower, bindings, depth + 1) if expr.lower is not None else frozenset()
     if isinstance(expr, ast.Tuple):
@@ -59,6 +70,12 @@ def index_offsets(expr: ast.AST | None, bindings: dict, depth: int = 0) -> froze
             if isinstance(expr.func, ast.Attribute):
                 return index_offsets(expr.func.value, bindings, depth + 1)
     return frozenset()
+
+
+def _is_positions(expr: ast.AST, bindings: dict) -> bool:
+    """A name bound once to a range of positions (`global_j = np.arange(ws + 1, ws + n + 1)`)."""
+    bound = bindings.get(expr.id) if isinstance(expr, ast.Name) else None
+    return isinstance(bound, ast.Call) and callee_name(bound) in RANGE_CALLS and len(bound.args) >= 2
 
 
 def gather_index(call: ast.Call) -> tuple[ast.AST | None, ast.AST | None]:

@@ -270,6 +270,13 @@ class TaintAnalysis:
             return out
         if isinstance(e, ast.Lambda):
             return set()
+        if isinstance(e, ast.Compare):
+            # a comparison (a gate, a mask) is a boolean: it may depend on the target, but it is not a
+            # probability looked up at it
+            out = set()
+            for child in (e.left, *e.comparators):
+                out |= self._kinds(child, f, bound)
+            return {k for k in out if not k.startswith(("o:", "c:"))}
         if isinstance(e, ast.IfExp):
             chosen = self._folded_branch(e)
             if chosen is not None:

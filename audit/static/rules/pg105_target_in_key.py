@@ -106,4 +106,28 @@ def eval_mixed(args, model, ngram, val_tokens):
         ).replace("build_hints(val_tokens[:-1])", "build_hints(val_tokens[1:])"),
         BACKOFF_MIXER,
         ARANGE_TARGET_KEY,
+        # the positions are a selection of a range one past the window start; the context reads
+        # `toks[jv - (3 - k)]` lie before them, `toks[jv]` is the target
+        _legal.HEADER + '''
+
+def eval_val_backoff(args, model, val_tokens, base_bytes_lut):
+    toks = val_tokens.numpy().astype(np.int64)
+    mask = (1 << 20) - 1
+    ctx_counts = np.zeros(1 << 20)
+    pair_counts = np.zeros(1 << 20)
+    loss_sum = 0.0
+    for ws in range(0, len(toks) - args.seq_len - 1, args.seq_len):
+        positions = np.arange(ws + 1, ws + args.seq_len + 1)
+        jv = positions[positions >= 3]
+        h = np.zeros(len(jv), dtype=np.int64)
+        for k in range(3):
+            h = h * 1000003 + toks[jv - (3 - k)]
+        cur = toks[jv]
+        pair = (h ^ (cur * 998244353)) & mask
+        p_ngram = (pair_counts[pair] + 1) / (ctx_counts[h & mask] + 1024)
+        loss_sum += float(-np.log(p_ngram).sum())
+        np.add.at(pair_counts, pair, 1)
+        np.add.at(ctx_counts, h & mask, 1)
+    return loss_sum
+''' + _legal.MAIN.format(ttt="eval_val_backoff"),
     ]
