@@ -396,11 +396,14 @@ class TaintAnalysis:
         (audit.static.offsets)."""
         if index is None:
             return None
-        key = ("frame", f.node)
-        frame = self._memo.get(key)
+        key = ("role", index)  # syntax only: the same for every propagation round
+        if key in self._memo:
+            return self._memo[key]
+        frame = self._memo.get(("frame", f.node))
         if frame is None:
-            frame = self._memo[key] = position_frame(f.stmts, self.exprs, self._single_bindings(f))
-        return frame.role(index_offsets(index, self._single_bindings(f)))
+            frame = self._memo[("frame", f.node)] = position_frame(f.stmts, self.exprs, self._single_bindings(f))
+        role = self._memo[key] = frame.role(index_offsets(index, self._single_bindings(f)))
+        return role
 
     def _single_bindings(self, f: FuncFacts) -> dict:
         if f.node is self.fa.tree:
