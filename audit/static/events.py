@@ -141,7 +141,7 @@ class EventAnalysis(TaintAnalysis):
     def _table_write(self, f: FuncFacts, s: ast.stmt, t: ast.Subscript) -> None:
         idx = self.kinds(t.slice, f)
         root = root_name(t)
-        if (isinstance(s, ast.Assign) and isinstance(t.slice, ast.Name) and not ({V, T} & idx)
+        if (isinstance(s, ast.Assign) and isinstance(t.slice, ast.Name) and not ({V, T} & self.effective(idx, f))
                 and self._loops(s, f) and root not in (None, "self")
                 and (root in f.local_objects or root in f.params)):
             # `top_token[i] = ...` in a loop over positions: the prediction committed for position i

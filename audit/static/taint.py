@@ -250,8 +250,10 @@ class TaintAnalysis:
             if R in index and V in self.effective(base, f):
                 out.add(S)  # val data at randomly drawn positions (a random minibatch of val)
             if T in self.effective(index, f) and not is_lut(e.value):
-                # a stored table (self.counts[...], a global) or a distribution computed here
-                table = root_name(e.value) == "self" or (f.name != "<module>" and root_name(e.value) not in f.kinds)
+                # a stored table (self.counts[...], a global, a row read from one: `cs = counts.get(ctx)`
+                # then `cs[b]`) or a distribution computed here
+                table = root_name(e.value) == "self" or (f.name != "<module>" and root_name(e.value) not in f.kinds) \
+                    or any(k.startswith("c:") for k in base)
                 out.add(f"{'c' if table else 'o'}:{e.lineno}")
             return out
         if isinstance(e, ast.Call):

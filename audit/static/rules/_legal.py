@@ -6,7 +6,7 @@ score-first loop with an is_last_chunk guard, per-document LoRA TTT scored befor
 compile warm-up on torch.randint tokens, an online prefix-only n-gram hint table (the #1514 tilt
 shape), a tilt keyed by the targets of earlier positions (the prefix of the scored one), score-first TTT
 scored through an output buffer, TTT on the chunk the previous iteration scored, count tables
-updated after scoring, and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
+updated after scoring (one through a helper that creates missing rows), and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
 """
 
 HEADER = '''
@@ -295,6 +295,39 @@ def eval_val_chunk_cache(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + MAIN.format(ttt="eval_val_chunk_cache")
 
+# a score-first backoff count table mixed as a full distribution; the update helper creates a
+# missing row (`if row is None:`), which is a table write after scoring, not a prediction
+SCORE_FIRST_BACKOFF_COUNTS = HEADER + '''
+
+def bump(counts, history, tok, order=2):
+    """Count tok after each suffix of the history (orders 0..order), creating rows on first use."""
+    for k in range(min(order, len(history)) + 1):
+        ctx = tuple(history[len(history) - k :])
+        row = counts.get(ctx)
+        if row is None:
+            row = {}
+            counts[ctx] = row
+        row[tok] = row.get(tok, 0) + 1
+
+
+def eval_val_backoff_mix(args, model, val_tokens, base_bytes_lut):
+    counts = {}
+    loss_sum = 0.0
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        probs = F.softmax(model.forward_logits(x[None])[0].float(), -1)
+        for t in range(args.seq_len):
+            ctx = (int(x[t]),)
+            row = counts.get(ctx, {})
+            total = sum(row.values()) + probs.shape[-1]
+            ngram = torch.tensor([(row.get(v, 0) + 1) / total for v in range(probs.shape[-1])])
+            mixed = 0.9 * probs[t] + 0.1 * ngram
+            loss_sum += -math.log(float(mixed[y[t]]))
+            bump(counts, x[: t + 1].tolist(), int(y[t]))
+    return loss_sum
+''' + MAIN.format(ttt="eval_val_backoff_mix")
+
 CONTEXT_ONLY_BIAS = HEADER + '''
 
 def eval_val_context_bias(args, model, val_tokens, base_bytes_lut):
@@ -464,4 +497,5 @@ def main():
 PACKAGED_PIPELINE = [VOCABULARY_BYTE_LUTS, LAYOUT_TRAIN_CALIBRATION, SCORE_FIRST_TTT_HELPERS]
 
 ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS,
-       PREFIX_KEYED_TILT, OUTPUT_BUFFER_TTT, LAGGED_TTT, SCORE_FIRST_COUNTS, SCORE_FIRST_CHUNK_TABLE]
+       PREFIX_KEYED_TILT, OUTPUT_BUFFER_TTT, LAGGED_TTT, SCORE_FIRST_COUNTS, SCORE_FIRST_CHUNK_TABLE,
+       SCORE_FIRST_BACKOFF_COUNTS]
