@@ -89,7 +89,11 @@ class UpdateBeforeScore(FlowRule):
     checks along the control flow that each such update comes after the scoring of the same data:
     the score-first shape (chunk k scored under no_grad, then trained on, the last chunk never) passes,
     `ttt_adapt(model, val_tokens)` followed by `eval_val(...)` or a pre-quantisation TTT on
-    `val_tokens` fails, wherever the functions are called from.
+    `val_tokens` fails, wherever the functions are called from. Order is read on each function's
+    control-flow graph: a count table filled over the whole validation set before the pass that
+    scores with it (a complete cache) fails, an in-place add into a count tensor before the chunk
+    is scored fails, and a table written after the position was scored, or an update on the chunk
+    the previous iteration scored and kept, passes.
 
     Precedent: README FAQ ("only allowed to test-time train on validation set tokens you've already
     evaluated"); 0hq on #152; #402, #677; closed #442, #1735 (pre-quant AdamW TTT on val_tokens).

@@ -12,7 +12,9 @@ class RescoreAfterAdaptation(FlowRule):
     epoch after the first scores adapted weights ("score every epoch, keep the last": the
     accumulator is reset in the epoch loop or only the final epoch is added, #568). A loop whose
     iterations visit different data (chunks, documents) is not an epoch loop; that is decided by
-    data flow from the loop variable into the slices of the validation tokens.
+    data flow from the loop variable into the slices of the validation tokens. A second pass over
+    the validation set that scores with a table the first pass filled from it (two-pass n-gram
+    rescoring) fails as well.
 
     Precedent: valerio-oai on #991 (scoring s_0, training, re-scoring and reporting s_1), #568,
     #642, #684; Issue #1017 C4.

@@ -55,8 +55,10 @@ def eval_hashed_cache(args, model, val_tokens):
 
 class TargetInKey(FlowRule):
     """The probability of token t may depend only on the artifact and the strict prefix (C1 of
-    Issue #1017). The rule follows the target tensor (validation tokens shifted by one, and
-    parameters that receive it) and flags it where it is hashed into a key (`ctx_hash ^ (tgt *
+    Issue #1017). The rule follows the target tensor (validation tokens shifted by one, a read
+    at the largest position offset of its function such as `toks[np.arange(s + 1, e + 1)]` or
+    `int(v[pos + 1])`, and parameters that receive it; earlier positions and argmax choices are not
+    targets) and flags it where it is hashed into a key (`ctx_hash ^ (tgt *
     prime)`), the hashed n-gram cache of the #779 family, and where a test on it decides whether a
 position gets a prediction (a word-start gate reading the realised token's class, #1967/#2041).
 The final log-prob lookup (`gather`,
