@@ -141,6 +141,8 @@ class EventAnalysis(TaintAnalysis):
     def _table_write(self, f: FuncFacts, s: ast.stmt, t: ast.Subscript) -> None:
         idx = self.kinds(t.slice, f)
         root = root_name(t)
+        if isinstance(s, ast.Assign) and _fresh_row(s.value, f):
+            return  # `counts[ctx] = {}`: a new empty row holds no token yet; the counts written into it do
         if (isinstance(s, ast.Assign) and isinstance(t.slice, ast.Name) and not ({V, T} & self.effective(idx, f))
                 and self._loops(s, f) and root not in (None, "self")
                 and (root in f.local_objects or root in f.params)):
@@ -392,3 +394,16 @@ def _reads_as_table(root: str, expr: ast.AST) -> bool:
                 and any(root in names(a) for a in node.args):
             return True
     return False
+
+
+def _fresh_row(value: ast.AST, f: FuncFacts) -> bool:
+    """An empty container or a constant-filled array (`{}`, `[]`, `np.zeros(259)`), directly or through
+    a name the function binds only to one."""
+    if isinstance(value, ast.Name):
+        defs = f.defs.get(value.id, ())
+        return bool(defs) and all(_fresh_row(d, f) for d in defs if not isinstance(d, ast.Name))
+    if isinstance(value, (ast.Dict, ast.List, ast.Set)):
+        return not (value.keys if isinstance(value, ast.Dict) else value.elts)
+    return isinstance(value, ast.Call) and callee_name(value) in ("zeros", "ones", "empty", "full", "dict", "list",
+                                                                   "set", "defaultdict", "Counter") \
+        and all(isinstance(a, (ast.Constant, ast.Name, ast.Attribute, ast.Tuple)) for a in value.args)
