@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import libcst as cst
 
@@ -49,6 +49,11 @@ class _FStringFlattener(cst.CSTTransformer):
             return cst.SimpleString('""', lpar=[lpar], rpar=[cst.RightParen()]) if newlines else cst.SimpleString('""')
         elements = [cst.Element(e, comma=cst.Comma()) for e in exprs]
         return cst.Tuple(elements=elements, lpar=[lpar], rpar=[cst.RightParen()])
+
+
+# analyses built on top of FileAnalysis, by name: audit.static.flow registers "flow" when imported, so
+# that this module never imports the modules that import it
+LAYERS: dict[str, Callable[["FileAnalysis"], Any]] = {}
 
 
 @dataclass
@@ -267,10 +272,8 @@ class FileAnalysis:
 
     @cached_property
     def flow(self):
-        """The val-token / target data-flow facts of this file (audit.static.flow)."""
-        from audit.static.flow import FlowAnalysis
-
-        return FlowAnalysis(self)
+        """The val-token / target data-flow facts of this file (audit.static.flow.FlowAnalysis)."""
+        return LAYERS["flow"](self)
 
 
 def callee_name(call: ast.Call) -> str:

@@ -7,6 +7,7 @@ from typing import Iterable
 
 from audit.finding import Finding
 from audit.static.analysis import FileAnalysis
+from audit.static.flow import flow_of
 from audit.static.rule import AuditContext, Rule
 
 
@@ -17,7 +18,7 @@ class FlowRule(Rule):
         for src in ctx.files:
             if not isinstance(src.analysis, FileAnalysis):
                 continue
-            for v in src.analysis.flow.violations:
+            for v in flow_of(src.analysis).violations:
                 if v.rule == self.rule:
                     yield self.finding(src, v.line, v.message, evidence=v.evidence,
                                        severity=v.severity, confidence=v.confidence)

@@ -4,7 +4,9 @@ Each is a small train_gpt.py in the idiom of the records: a Hyperparameters clas
 environment, an `eval_val` that scores under inference_mode, and the legal TTT variants: a chunked
 score-first loop with an is_last_chunk guard, per-document LoRA TTT scored before each step, a
 compile warm-up on torch.randint tokens, an online prefix-only n-gram hint table (the #1514 tilt
-shape) and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
+shape), a tilt keyed by the targets of earlier positions (the prefix of the scored one), score-first TTT
+scored through an output buffer, TTT on the chunk the previous iteration scored, count tables
+updated after scoring (one through a helper that creates missing rows), and a logit bias fitted only on already-scored context positions. Every data-flow rule must stay silent on all of them.
 """
 
 HEADER = '''
@@ -191,6 +193,141 @@ def eval_val_tilt(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + MAIN.format(ttt="eval_val_tilt")
 
+# the hint key hashes the targets of earlier positions (`y[t - 2]`, `y[t - 1]` when `y[t]` is scored):
+# the prefix of position t, though the tensor y holds targets; the fallback hint is the model's argmax
+PREFIX_KEYED_TILT = HEADER + '''
+
+def eval_val_prefix_tilt(args, model, val_tokens, base_bytes_lut):
+    hints = {}
+    loss_sum = 0.0
+    for w in range(0, val_tokens.numel() - args.seq_len - 1, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        logp = F.log_softmax(model.forward_logits(x[None])[0].float(), -1)
+        for t in range(2, args.seq_len):
+            ctx = (int(y[t - 2]) * 1000003) ^ int(y[t - 1])
+            hint = hints.get(ctx)
+            if hint is None:
+                hint = int(logp[t].argmax())
+            tilted = F.log_softmax(logp[t] + 0.5 * F.one_hot(torch.tensor(hint), logp.shape[-1]), -1)
+            loss_sum += -float(tilted[y[t]])
+            hints[ctx] = int(y[t])
+    return loss_sum
+''' + MAIN.format(ttt="eval_val_prefix_tilt")
+
+# score-first TTT whose scoring fills a buffer the caller passes in (an output parameter), then
+# accumulates it; the update follows in the same chunk
+OUTPUT_BUFFER_TTT = HEADER + '''
+
+
+def score_chunk_into(model, x, y, nll_out):
+    with torch.no_grad():
+        logits = model.forward_logits(x[None])[0].float()
+        nll_out[: y.numel()] = F.cross_entropy(logits, y, reduction="none")
+
+
+def evaluate_with_ttt(args, model, val_tokens, base_bytes_lut):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    nll_store = torch.zeros(args.seq_len, dtype=torch.float32)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        score_chunk_into(model, x, y, nll_store)
+        loss_sum += nll_store.double().sum()
+        opt.zero_grad()
+        F.cross_entropy(model.forward_logits(x[None])[0], y).backward()
+        opt.step()
+    return float(loss_sum)
+''' + MAIN.format(ttt="evaluate_with_ttt")
+
+# TTT that trains, at the top of each iteration, on the chunk the previous iteration scored and kept
+# (the loop's back edge carries it)
+LAGGED_TTT = HEADER + '''
+
+def eval_val_lagged_ttt(args, model, val_tokens, base_bytes_lut):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    scored = None
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        if scored is not None:
+            opt.zero_grad()
+            model(scored[:-1][None], scored[1:][None]).backward()
+            opt.step()
+        chunk = val_tokens[w : w + args.seq_len + 1].long()
+        with torch.no_grad():
+            loss_sum += model(chunk[:-1][None], chunk[1:][None]).double() * args.seq_len
+        scored = chunk
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_lagged_ttt")
+
+# count tables updated after the tokens were scored: in place (`counts += bincount(y)`) and per
+# chunk after its scoring loop, read by the next chunk
+SCORE_FIRST_COUNTS = HEADER + '''
+
+def eval_val_unigram_mix(args, model, val_tokens, base_bytes_lut):
+    counts = torch.ones(1024, dtype=torch.float64)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        probs = 0.9 * F.softmax(model.forward_logits(x[None])[0].float(), -1) + 0.1 * counts / counts.sum()
+        loss_sum += -torch.log(probs.gather(-1, y[:, None])).sum()
+        counts += torch.bincount(y, minlength=1024)
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_unigram_mix")
+
+SCORE_FIRST_CHUNK_TABLE = HEADER + '''
+
+def eval_val_chunk_cache(args, model, val_tokens, base_bytes_lut):
+    toks = val_tokens.long()
+    counts = torch.ones(1024, 1024, dtype=torch.float64)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, toks.numel() - args.seq_len, args.seq_len):
+        x = toks[w : w + args.seq_len]
+        y = toks[w + 1 : w + args.seq_len + 1]
+        logits = model.forward_logits(x[None])[0].float()
+        for t in range(args.seq_len):
+            probs = 0.8 * F.softmax(logits[t], -1) + 0.2 * counts[x[t]] / counts[x[t]].sum()
+            loss_sum += -torch.log(probs[y[t]])
+        for t in range(args.seq_len):
+            counts[x[t], y[t]] += 1.0
+    return float(loss_sum)
+''' + MAIN.format(ttt="eval_val_chunk_cache")
+
+# a score-first backoff count table mixed as a full distribution; the update helper creates a
+# missing row (`if row is None:`), which is a table write after scoring, not a prediction
+SCORE_FIRST_BACKOFF_COUNTS = HEADER + '''
+
+def bump(counts, history, tok, order=2):
+    """Count tok after each suffix of the history (orders 0..order), creating rows on first use."""
+    for k in range(min(order, len(history)) + 1):
+        ctx = tuple(history[len(history) - k :])
+        row = counts.get(ctx)
+        if row is None:
+            row = {}
+            counts[ctx] = row
+        row[tok] = row.get(tok, 0) + 1
+
+
+def eval_val_backoff_mix(args, model, val_tokens, base_bytes_lut):
+    counts = {}
+    loss_sum = 0.0
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        probs = F.softmax(model.forward_logits(x[None])[0].float(), -1)
+        for t in range(args.seq_len):
+            ctx = (int(x[t]),)
+            row = counts.get(ctx, {})
+            total = sum(row.values()) + probs.shape[-1]
+            ngram = torch.tensor([(row.get(v, 0) + 1) / total for v in range(probs.shape[-1])])
+            mixed = 0.9 * probs[t] + 0.1 * ngram
+            loss_sum += -math.log(float(mixed[y[t]]))
+            bump(counts, x[: t + 1].tolist(), int(y[t]))
+    return loss_sum
+''' + MAIN.format(ttt="eval_val_backoff_mix")
+
 CONTEXT_ONLY_BIAS = HEADER + '''
 
 def eval_val_context_bias(args, model, val_tokens, base_bytes_lut):
@@ -359,4 +496,6 @@ def main():
 
 PACKAGED_PIPELINE = [VOCABULARY_BYTE_LUTS, LAYOUT_TRAIN_CALIBRATION, SCORE_FIRST_TTT_HELPERS]
 
-ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS]
+ALL = [SCORE_FIRST_TTT, LORA_DOC_TTT, PHASED_TTT_WITH_RANDINT_WARMUP, NO_TTT, ONLINE_NGRAM_HINTS, CONTEXT_ONLY_BIAS,
+       PREFIX_KEYED_TILT, OUTPUT_BUFFER_TTT, LAGGED_TTT, SCORE_FIRST_COUNTS, SCORE_FIRST_CHUNK_TABLE,
+       SCORE_FIRST_BACKOFF_COUNTS]

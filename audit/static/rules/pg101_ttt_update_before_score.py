@@ -89,7 +89,11 @@ class UpdateBeforeScore(FlowRule):
     checks along the control flow that each such update comes after the scoring of the same data:
     the score-first shape (chunk k scored under no_grad, then trained on, the last chunk never) passes,
     `ttt_adapt(model, val_tokens)` followed by `eval_val(...)` or a pre-quantisation TTT on
-    `val_tokens` fails, wherever the functions are called from.
+    `val_tokens` fails, wherever the functions are called from. Order is read on each function's
+    control-flow graph: a count table filled over the whole validation set before the pass that
+    scores with it (a complete cache) fails, an in-place add into a count tensor before the chunk
+    is scored fails, and a table written after the position was scored, or an update on the chunk
+    the previous iteration scored and kept, passes.
 
     Precedent: README FAQ ("only allowed to test-time train on validation set tokens you've already
     evaluated"); 0hq on #152; #402, #677; closed #442, #1735 (pre-quant AdamW TTT on val_tokens).
@@ -123,4 +127,33 @@ def eval_val_lagged_ttt(args, model, val_tokens, base_bytes_lut):
     return float(loss_sum)
 ''' + _legal.MAIN.format(ttt="eval_val_lagged_ttt"),
     ]
-    INVALID = [PRE_EVAL_TTT, SAME_LOOP_ADAPT_THEN_SCORE, PRE_QUANT_TTT, HELPERS_ADAPT_THEN_SCORE]
+    INVALID = [PRE_EVAL_TTT, SAME_LOOP_ADAPT_THEN_SCORE, PRE_QUANT_TTT, HELPERS_ADAPT_THEN_SCORE,
+               # the chunk is scored through an output buffer the helper fills, after the update
+               _legal.OUTPUT_BUFFER_TTT.replace(
+                   "        score_chunk_into(model, x, y, nll_store)\n        loss_sum += nll_store.double().sum()\n", ""
+               ).replace("        opt.step()\n", "        opt.step()\n        score_chunk_into(model, x, y, nll_store)\n"
+                         "        loss_sum += nll_store.double().sum()\n"),
+               # a complete cache: bigram counts over the whole validation set, then the scoring pass
+               _legal.HEADER + '''
+
+def eval_val_bigram_mix(args, model, val_tokens, base_bytes_lut):
+    toks = val_tokens.long()
+    counts = torch.ones(1024, 1024, dtype=torch.float64)
+    for i in range(toks.numel() - 1):
+        counts[toks[i], toks[i + 1]] += 1.0
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    for w in range(0, toks.numel() - args.seq_len, args.seq_len):
+        x = toks[w : w + args.seq_len]
+        y = toks[w + 1 : w + args.seq_len + 1]
+        ngram = counts[x] / counts[x].sum(-1, keepdim=True)
+        probs = 0.8 * F.softmax(model.forward_logits(x[None])[0].float(), -1) + 0.2 * ngram
+        loss_sum += -torch.log(probs.gather(-1, y[:, None])).sum()
+    return float(loss_sum)
+''' + _legal.MAIN.format(ttt="eval_val_bigram_mix"),
+               # an in-place add into a count table before the chunk is scored
+               _legal.SCORE_FIRST_COUNTS.replace("        counts += torch.bincount(y, minlength=1024)\n", "").replace(
+                   "        probs = 0.9", "        counts += torch.bincount(y, minlength=1024)\n        probs = 0.9"),
+               # the chunk kept for the next iteration's update is the next, unscored one
+               _legal.LAGGED_TTT.replace(
+                   "        scored = chunk\n",
+                   "        scored = val_tokens[w + args.seq_len : w + 2 * args.seq_len + 1].long()\n")]

@@ -12,7 +12,9 @@ class RescoreAfterAdaptation(FlowRule):
     epoch after the first scores adapted weights ("score every epoch, keep the last": the
     accumulator is reset in the epoch loop or only the final epoch is added, #568). A loop whose
     iterations visit different data (chunks, documents) is not an epoch loop; that is decided by
-    data flow from the loop variable into the slices of the validation tokens.
+    data flow from the loop variable into the slices of the validation tokens. A second pass over
+    the validation set that scores with a table the first pass filled from it (two-pass n-gram
+    rescoring) fails as well.
 
     Precedent: valerio-oai on #991 (scoring s_0, training, re-scoring and reporting s_1), #568,
     #642, #684; Issue #1017 C4.
@@ -70,4 +72,27 @@ def main():
     val_tokens = load_validation_tokens(args.val_files, args.seq_len)
     print(eval_val_ttt_lora(args, model, val_tokens, build_luts(args), find_docs(val_tokens)))
 ''',
+        # two passes: the first scores and fills a count table, the second re-scores with the table
+        # complete over the validation set and is the one reported
+        _legal.HEADER + '''
+
+def eval_val_two_pass(args, model, val_tokens, base_bytes_lut):
+    toks = val_tokens.long()
+    counts = torch.ones(1024, 1024, dtype=torch.float64)
+    first = torch.zeros((), dtype=torch.float64)
+    for w in range(0, toks.numel() - args.seq_len, args.seq_len):
+        x = toks[w : w + args.seq_len]
+        y = toks[w + 1 : w + args.seq_len + 1]
+        probs = 0.8 * F.softmax(model.forward_logits(x[None])[0].float(), -1) + 0.2 * counts[x] / counts[x].sum(-1, keepdim=True)
+        first += -torch.log(probs.gather(-1, y[:, None])).sum()
+        counts.index_put_((x, y), torch.ones(y.numel(), dtype=torch.float64), accumulate=True)
+    second = torch.zeros((), dtype=torch.float64)
+    for w in range(0, toks.numel() - args.seq_len, args.seq_len):
+        x = toks[w : w + args.seq_len]
+        y = toks[w + 1 : w + args.seq_len + 1]
+        probs = 0.8 * F.softmax(model.forward_logits(x[None])[0].float(), -1) + 0.2 * counts[x] / counts[x].sum(-1, keepdim=True)
+        second += -torch.log(probs.gather(-1, y[:, None])).sum()
+    print(f"first pass loss {float(first):.4f}")
+    return float(second)
+''' + _legal.MAIN.format(ttt="eval_val_two_pass"),
     ]

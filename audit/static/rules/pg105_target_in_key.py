@@ -28,10 +28,37 @@ def eval_val_mixed(args, model, mixer, val_tokens):
 '''
 
 
+# the targets are read by fancy indexing with positions one past the inputs, not by a shifted slice
+ARANGE_TARGET_KEY = _legal.HEADER + '''
+
+def eval_hashed_cache(args, model, val_tokens):
+    toks = val_tokens.numpy().astype(np.int64)
+    table = np.zeros(1 << 22, dtype=np.float64)
+    totals = np.ones(1 << 22, dtype=np.float64)
+    loss_sum = 0.0
+    for s in range(0, len(toks) - args.seq_len - 1, args.seq_len):
+        e = s + args.seq_len
+        prev = toks[np.arange(s, e)]
+        nxt_idx = np.arange(s + 1, e + 1)
+        nxt = toks[nxt_idx]
+        key = ((prev * 1000003) ^ (nxt * 998244353)) & ((1 << 22) - 1)
+        ctx = (prev * 1000003) & ((1 << 22) - 1)
+        p_ngram = table[key] / totals[ctx]
+        logp = F.log_softmax(model.forward_logits(torch.from_numpy(prev)[None])[0].float(), -1)
+        p_model = logp.exp().gather(-1, torch.from_numpy(nxt)[:, None])[:, 0].numpy()
+        loss_sum += float(-np.log(0.9 * p_model + 0.1 * p_ngram).sum())
+        np.add.at(table, key, 1.0)
+        np.add.at(totals, ctx, 1.0)
+    return loss_sum
+'''
+
+
 class TargetInKey(FlowRule):
     """The probability of token t may depend only on the artifact and the strict prefix (C1 of
-    Issue #1017). The rule follows the target tensor (validation tokens shifted by one, and
-    parameters that receive it) and flags it where it is hashed into a key (`ctx_hash ^ (tgt *
+    Issue #1017). The rule follows the target tensor (validation tokens shifted by one, a read
+    at the largest position offset of its function such as `toks[np.arange(s + 1, e + 1)]` or
+    `int(v[pos + 1])`, and parameters that receive it; earlier positions and argmax choices are not
+    targets) and flags it where it is hashed into a key (`ctx_hash ^ (tgt *
     prime)`), the hashed n-gram cache of the #779 family, and where a test on it decides whether a
 position gets a prediction (a word-start gate reading the realised token's class, #1967/#2041).
 The final log-prob lookup (`gather`,
@@ -80,4 +107,29 @@ def eval_mixed(args, model, ngram, val_tokens):
             "        if seen and bool(starts_word_lut[tok]):\n",
         ).replace("build_hints(val_tokens[:-1])", "build_hints(val_tokens[1:])"),
         BACKOFF_MIXER,
+        ARANGE_TARGET_KEY,
+        # the positions are a selection of a range one past the window start; the context reads
+        # `toks[jv - (3 - k)]` lie before them, `toks[jv]` is the target
+        _legal.HEADER + '''
+
+def eval_val_backoff(args, model, val_tokens, base_bytes_lut):
+    toks = val_tokens.numpy().astype(np.int64)
+    mask = (1 << 20) - 1
+    ctx_counts = np.zeros(1 << 20)
+    pair_counts = np.zeros(1 << 20)
+    loss_sum = 0.0
+    for ws in range(0, len(toks) - args.seq_len - 1, args.seq_len):
+        positions = np.arange(ws + 1, ws + args.seq_len + 1)
+        jv = positions[positions >= 3]
+        h = np.zeros(len(jv), dtype=np.int64)
+        for k in range(3):
+            h = h * 1000003 + toks[jv - (3 - k)]
+        cur = toks[jv]
+        pair = (h ^ (cur * 998244353)) & mask
+        p_ngram = (pair_counts[pair] + 1) / (ctx_counts[h & mask] + 1024)
+        loss_sum += float(-np.log(p_ngram).sum())
+        np.add.at(pair_counts, pair, 1)
+        np.add.at(ctx_counts, h & mask, 1)
+    return loss_sum
+''' + _legal.MAIN.format(ttt="eval_val_backoff"),
     ]

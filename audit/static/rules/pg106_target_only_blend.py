@@ -28,6 +28,45 @@ class TargetOnlyBlend(FlowRule):
     VALID = TargetInKey.VALID
     INVALID = [
         BACKOFF_MIXER,
+        # the model's log-probs of the targets reach the blend through an output parameter
+        _legal.HEADER + '''
+
+
+def fill_model_logprobs(model, x, y, out):
+    logp = F.log_softmax(model.forward_logits(x[None])[0].float(), -1)
+    out[: y.numel()] = logp.gather(-1, y[:, None])[:, 0]
+
+
+def eval_store_blend(args, model, ngram, val_tokens):
+    buf = torch.zeros(args.seq_len)
+    loss_sum = 0.0
+    for w in range(0, val_tokens.numel() - args.seq_len, args.seq_len):
+        x = val_tokens[w : w + args.seq_len].long()
+        y = val_tokens[w + 1 : w + args.seq_len + 1].long()
+        fill_model_logprobs(model, x, y, buf)
+        for t in range(y.numel()):
+            p_ngram = ngram.pair_counts.get((int(x[t]), int(y[t])), 0) / ngram.totals.get(int(x[t]), 1)
+            loss_sum += -math.log(0.9 * math.exp(float(buf[t])) + 0.1 * p_ngram)
+    return loss_sum
+''',
+        # the target is read one position past the model's last input (`int(v[pos + 1])`)
+        _legal.HEADER + '''
+
+def eval_unigram_blend(args, model, val_tokens):
+    counts = {}
+    seen = 0
+    loss_sum = 0.0
+    for pos in range(1, val_tokens.numel() - 1):
+        nxt = int(val_tokens[pos + 1])
+        window = val_tokens[max(0, pos - args.seq_len + 1) : pos + 1].long()
+        probs = F.softmax(model.forward_logits(window[None])[0, -1].float(), -1)
+        p_model = float(probs[nxt])
+        p_count = (counts.get(nxt, 0) + 1) / (seen + 1024)
+        loss_sum += -math.log(0.95 * p_model + 0.05 * p_count)
+        counts[nxt] = counts.get(nxt, 0) + 1
+        seen += 1
+    return loss_sum
+''',
         _legal.HEADER + '''
 
 class Ngram:
