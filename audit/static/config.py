@@ -8,7 +8,12 @@ So a value is resolved with the priority
     logged value (`name: value` / `name=value` in a run log)  >  README run command (`NAME=value`)
     >  the default in the code,
 
-and `resolve(name)` says which source gave it. `Evaluator` folds a condition expression (an `if`
+and `resolve(name)` says which source gave it. The logs that count are those of the seeds the
+submission reports (submission.json `seeds` / `seed_results`): ablation or older runs shipped next to
+them rank after, and a key on which the reported runs print different values is named in
+`disagreements`. Source code a log echoes is not config (a log line that is a line of the code), and
+a logged `disabled` / `SKIPPED` value reads as off. A function parameter that every call binds by
+keyword from one config attribute (`f(alpha=args.ngram_alpha)`) resolves to that attribute's value. `Evaluator` folds a condition expression (an `if`
 test) to a constant under that configuration, or None when it cannot; a branch whose test folds to a
 false value is unreachable (the #1458 false positive: dead n-gram code behind NGRAM_EVAL_ORDER=0).
 """
@@ -51,26 +56,64 @@ class Config:
     logged: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (value, "log:<file>")
     env: dict[str, tuple[str, str]] = field(default_factory=dict)  # ENV -> (raw text, "readme")
     params: dict[str, Param] = field(default_factory=dict)  # attr and ENV (both) -> Param
+    disagreements: dict[str, list[tuple[Any, str]]] = field(default_factory=dict)  # key -> (value, log) per log
     _evaluator: "Evaluator | None" = None
     _resolving: set = field(default_factory=set)
 
     # -- reading ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, assigns: Iterable[ast.AST], logs: dict[str, str] | None, commands: dict[str, str]) -> "Config":
-        """From the assignment statements of the code (Index.assigns), the logs and shell texts."""
+    def build(cls, assigns: Iterable[ast.AST], logs: dict[str, str] | None, commands: dict[str, str],
+              submission: dict | None = None, calls: Iterable[ast.Call] = (), code: Iterable[str] = ()) -> "Config":
+        """From the assignment statements of the code (Index.assigns), the logs and shell texts;
+        `submission` names the reported seeds, `calls` bind keyword parameters, `code` is the source
+        text a log may echo."""
         cfg = cls()
         for param in _env_params(assigns):
             cfg.params.setdefault(param.attr, param)
             cfg.params.setdefault(param.env, param)
-        for name in sorted(logs or {}):
-            for key, raw in _logged_pairs(logs[name]):
-                cfg.logged.setdefault(key, (_literal(raw), f"log:{name}"))
+        echoed = {line.strip() for text in code for line in text.splitlines() if len(line.strip()) >= 3}
+        logs = logs or {}
+        authoritative, others = authoritative_logs(logs, submission)
+        per_log: dict[str, dict[str, Any]] = {}
+        for name in authoritative + others:
+            pairs = per_log.setdefault(name, {})
+            for key, raw in _logged_pairs(logs[name], echoed):
+                pairs.setdefault(key, _logged_value(raw))
+            for key, value in pairs.items():
+                cfg.logged.setdefault(key, (value, f"log:{name}"))
+        for key in sorted({k for name in authoritative for k in per_log[name]}):
+            seen = [(per_log[name][key], name) for name in authoritative if key in per_log[name]]
+            if len({repr(v) for v, _ in seen}) > 1 and not _progress_key(key):
+                cfg.disagreements[key] = seen
         for name, text in commands.items():
             for env, raw in _ENV_ASSIGN.findall(text or ""):
                 if raw.startswith("$"):
                     continue  # `SEED=$SEED`: a shell variable, not a value
                 cfg.env.setdefault(env, (raw.strip("\"'"), name))
+        cfg._bind_keyword_parameters(calls)
         return cfg
+
+    def _bind_keyword_parameters(self, calls: Iterable[ast.Call]) -> None:
+        """`f(alpha=args.ngram_alpha)` at every call that passes `alpha`: the callee's parameter
+        `alpha` carries the config value of `ngram_alpha` into the callee's guards."""
+        bound: dict[str, set[str]] = {}
+        for call in calls:
+            for kw in call.keywords:
+                if kw.arg is None:
+                    continue
+                value = kw.value
+                source = value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", None)
+                bound.setdefault(kw.arg, set()).add(source if source and self._is_config_name(source) else "")
+        for name, sources in bound.items():
+            if len(sources) == 1 and "" not in sources and not self.knows(name):
+                (source,) = sources
+                param = self.params.get(source)
+                if param is None:  # logged only (argparse, a dataclass): no env var to fold through
+                    param = Param(attr=source, env=source.upper(), default=UNKNOWN)
+                self.params[name] = param
+
+    def _is_config_name(self, name: str) -> bool:
+        return name in self.params or name in self.logged
 
     # -- resolving -------------------------------------------------------------------------
     def resolve(self, name: str) -> tuple[Any, str]:
@@ -121,8 +164,12 @@ class Config:
 
     @property
     def source(self) -> str:
-        """The dominant source: the first log read, else the README command, else the defaults."""
+        """The dominant source: the first log read (and the keys its peers disagree on), else the
+        README command, else the defaults."""
         for value, source in self.logged.values():
+            if self.disagreements:
+                keys = ", ".join(sorted(self.disagreements)[:4]) + ("..." if len(self.disagreements) > 4 else "")
+                return f"{source}; the reported runs' logs disagree on {keys}"
             return source
         for value, source in self.env.values():
             return source
@@ -143,19 +190,79 @@ class Config:
         return value, ev.used
 
 
-def _logged_pairs(text: str):
+def authoritative_logs(logs: dict[str, str], submission: dict | None) -> tuple[list[str], list[str]]:
+    """(logs of the seeds the submission reports, the other logs), each in name order.
+
+    A log belongs to a seed by its name (`train_seed42.log`, `seed_1337.txt`) or, failing that, by
+    a `seed: N` / `seed=N` line. Without reported seeds, or when no log matches one, every log counts.
+    """
+    reported = reported_seeds(submission)
+    names = sorted(logs)
+    if not reported:
+        return names, []
+    mine = [name for name in names if log_seed(name, logs[name]) in reported]
+    if not mine:
+        return names, []
+    return mine, [name for name in names if name not in mine]
+
+
+def reported_seeds(submission: dict | None) -> set[int]:
+    """The seeds submission.json reports: `seeds` (a list, or a dict keyed by seed) and the keys of
+    `seed_results`."""
+    if not isinstance(submission, dict):
+        return set()
+    out: set[int] = set()
+    for field_name in ("seeds", "seed_results"):
+        value = submission.get(field_name)
+        items = value if isinstance(value, list) else list(value) if isinstance(value, dict) else []
+        for item in items:
+            digits = re.search(r"\d+", str(item))
+            if digits and not isinstance(item, bool):
+                out.add(int(digits.group()))
+    return out
+
+
+_SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
+_SEED_IN_TEXT = re.compile(r"^\s*seed\s*[:=]\s*(\d+)\s*$", re.MULTILINE)
+
+
+def log_seed(name: str, text: str) -> int | None:
+    """The seed a run log belongs to: from its file name, else from its `seed: N` line."""
+    m = _SEED_IN_NAME.search(name.rsplit("/", 1)[-1]) or _SEED_IN_TEXT.search(text[:200_000])
+    return int(m.group(1)) if m else None
+
+
+# values that change within a run (progress counters, timings, scores) are not configuration
+_PROGRESS = re.compile(r"^(seed|step|steps|step_avg|train_time|train_loss|val_loss|val_bpb|time|elapsed|lr|"
+                       r"tokens|bytes|\w*_(ms|s|time|loss|bpb|bytes|tokens|count|steps|avg))$")
+
+
+def _progress_key(key: str) -> bool:
+    return bool(_PROGRESS.match(key))
+
+
+def _logged_pairs(text: str, echoed: set[str] = frozenset()):
     """(key, raw value) pairs of a run log: lines made only of `key: value` / `key=value` pairs.
 
     Many logs print the source code first; a code line (`if h.etlb_enabled:del model`) is never
-    made only of pairs, so it is skipped.
+    made only of pairs, and a line that is a line of the submission's code (`    ttt_enabled=False,`
+    from an echoed call) is skipped.
     """
     for line in text.splitlines():
         stripped = line.strip()
-        if not stripped or len(stripped) > 400 or not _PAIRS_LINE.fullmatch(stripped):
+        if not stripped or len(stripped) > 400 or not _PAIRS_LINE.fullmatch(stripped) or stripped in echoed:
             continue
         for key, raw in _LOG_PAIR.findall(stripped):
             if raw not in _KEYWORDS:
                 yield key, raw
+
+
+_NON_EVENTS = {"disabled", "skipped", "off"}  # `ngram_eval: SKIPPED`: the channel did not run
+
+
+def _logged_value(raw: str) -> Any:
+    """A logged value; `disabled` / `SKIPPED` / `off` read as False (a non-event, not a truthy word)."""
+    return False if raw.strip().lower() in _NON_EVENTS else _literal(raw)
 
 
 _NAMED = {"True": True, "False": False, "None": None}

@@ -24,6 +24,7 @@ import audit.static.rules as rules_pkg
 from audit.finding import Finding
 from audit.static.analysis import FileAnalysis, Index, parse_python
 from audit.static.config import Config
+from audit.static.inert import inert_lines
 from audit.static.rule import AuditContext, Rule, Snippet, SourceFile
 
 ENTRY_NAME = "train_gpt.py"
@@ -104,7 +105,9 @@ def context_from_sources(
     indexes = {path: Index.build(trees[path]) for path in order}
     shell = {"README.md": readme or ""}
     shell.update(commands or {})
-    config = Config.build([a for p in order for a in indexes[p].assigns], logs, shell)
+    config = Config.build([a for p in order for a in indexes[p].assigns], logs, shell, submission=submission,
+                          calls=[c for p in order for cs in indexes[p].calls.values() for c in cs],
+                          code=[sources[p] for p in order])
     files = []
     for path in order:
         src = ParsedSource(
@@ -157,10 +160,13 @@ def context_from_snippet(snippet: Snippet, root: Path = Path(".")) -> AuditConte
 def run_rules(ctx: AuditContext, rules: list[Rule] | None = None) -> list[Finding]:
     """All findings of `rules` (default: every rule) on `ctx`, sorted by path, line, code.
 
-    A finding inside code the configuration makes unreachable is kept as a note with the reason.
+    A finding inside code the configuration makes unreachable, or inside a channel it makes inert
+    (audit/static/inert.py), is kept as a note with the reason.
     """
     rules = load_rules() if rules is None else rules
     unreachable = _unreachable_lines(ctx)
+    for where, reason in inert_lines(ctx).items():
+        unreachable.setdefault(where, reason)
     findings = []
     for rule in rules:
         for finding in rule.check(ctx):
@@ -174,7 +180,8 @@ def run_rules(ctx: AuditContext, rules: list[Rule] | None = None) -> list[Findin
                     path=finding.path,
                     line=finding.line,
                     col=finding.col,
-                    message=f"{finding.message} [unreachable: {reason}; config from {ctx.config_source}]",
+                    message=f"{finding.message} [{reason if reason.startswith('inert') else 'unreachable: ' + reason}; "
+                            f"config from {ctx.config_source}]",
                     evidence=finding.evidence,
                 )
             findings.append(finding)
