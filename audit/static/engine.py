@@ -129,6 +129,7 @@ def context_from_sources(
         other_files=list(other_files or []),
     )
     ctx.hyper = config  # the resolver itself, for rules that need a value's source
+    ctx.commands = dict(commands or {})  # shell scripts shipped with the submission
     return ctx
 
 
@@ -152,9 +153,11 @@ def context_from_snippet(snippet: Snippet, root: Path = Path(".")) -> AuditConte
             if name in COMMAND_FILES or name.endswith(".sh"):
                 commands[path] = text
             other.append(path)
-    return context_from_sources(
+    ctx = context_from_sources(
         sources, root=root, logs=logs, readme=readme, submission=submission, other_files=other, commands=commands
     )
+    ctx.manifests = {p: t for p, t in files.items() if p.endswith(".json") and Path(p).name != "submission.json"}
+    return ctx
 
 
 def run_rules(ctx: AuditContext, rules: list[Rule] | None = None) -> list[Finding]:
