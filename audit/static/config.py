@@ -83,8 +83,8 @@ class Config:
                 cfg.logged.setdefault(key, (value, f"log:{name}"))
         for key in sorted({k for name in authoritative for k in per_log[name]}):
             seen = [(per_log[name][key], name) for name in authoritative if key in per_log[name]]
-            if len({repr(v) for v, _ in seen}) > 1 and not _progress_key(key):
-                cfg.disagreements[key] = seen
+            if len({repr(v) for v, _ in seen}) > 1 and key in cfg.params and not _progress_key(key):
+                cfg.disagreements[key] = seen  # a hyperparameter the code reads, not a progress value
         for name, text in commands.items():
             for env, raw in _ENV_ASSIGN.findall(text or ""):
                 if raw.startswith("$"):

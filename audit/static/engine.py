@@ -157,6 +157,7 @@ def context_from_snippet(snippet: Snippet, root: Path = Path(".")) -> AuditConte
         sources, root=root, logs=logs, readme=readme, submission=submission, other_files=other, commands=commands
     )
     ctx.manifests = {p: t for p, t in files.items() if p.endswith(".json") and Path(p).name != "submission.json"}
+    ctx.snippet_sizes = {p: len(t.encode("utf-8")) for p, t in files.items()}  # every file, as on disk
     return ctx
 
 
