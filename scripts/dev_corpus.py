@@ -3,12 +3,13 @@
 Each entry names a commit and a folder of openai/parameter-golf. The folder is extracted with git
 from a local mirror into a temporary directory (never into the repository: those files must not be
 committed), read with the same loader as `golf audit` (audit.submission: shim unwrapping, logs,
-README, submission.json), and audited with every static rule. A row is OK when an illegal PR FAILs
-with one of its labelled rule ids among the findings (any FAIL when it has no labelled rule) and a
-legal PR does not FAIL.
+README, submission.json), and audited with every static rule. Each row is scored by
+scripts/corpus_score.py: an illegal PR is OK when it FAILs with one of its labelled rule ids among
+the error findings (any FAIL when it has no labelled rule), a legal PR when it does not FAIL, and a
+disputed PR when it does not FAIL (a WARN is what it deserves). The last line summarises the run.
 
     .venv/bin/python scripts/dev_corpus.py --git-dir /work/.mirror/openai+parameter-golf/repo \
-        [--corpus ../shared/corpus/dev.json] [--pr 991 --pr 1004] [--verbose]
+        [--corpus ../shared/corpus/dev.json | --corpus corpus/holdout.json] [--pr 991 --pr 1004] [--verbose]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from audit.finding import verdict_of  # noqa: E402
 from audit.static.engine import load_rules, run_rules  # noqa: E402
 from audit.submission import build_context, load_submission  # noqa: E402
+from scripts.corpus_score import Scored, outcome_of, summary_line  # noqa: E402
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "dev.json"
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     entries = json.loads(Path(args.corpus).read_text())["entries"]
     rules = load_rules()
-    misses = 0
+    scored: list[Scored] = []
     print(f"{'PR':>6} {'label':8} {'expected':18} {'verdict':7} {'cpu s':>6}  found (error/warning)  result")
     for entry in entries:
         if args.pr and entry["pr"] not in args.pr:
@@ -76,17 +78,16 @@ def main(argv: list[str] | None = None) -> int:
             verdict, findings, cpu = f"ERROR: {exc}", [], 0.0
         blocking = sorted({f.rule for f in findings if f.severity != "note"})
         errors = {f.rule for f in findings if f.severity == "error"}
-        if entry["label"] == "illegal":
-            ok = verdict == "FAIL" and (not entry["rules"] or bool(errors & set(entry["rules"])))
-        else:
-            ok = verdict != "FAIL" and not verdict.startswith("ERROR")
-        misses += not ok
+        row = Scored(entry["pr"], entry["label"], outcome_of(entry["label"], entry["rules"], verdict, errors))
+        scored.append(row)
         print(f"{entry['pr']:>6} {entry['label']:8} {','.join(entry['rules']) or '-':18} {verdict:7} {cpu:6.2f}  "
-              f"{','.join(blocking) or '-':20}  {'OK' if ok else 'MISS'}")
+              f"{','.join(blocking) or '-':20}  {'OK' if row.ok else 'MISS'} ({row.outcome})")
         if args.verbose:
             for f in findings:
                 print(f"         {f.severity:7} {f.code} {f.rule:8} {f.path}:{f.line} {f.message[:140]}")
+    misses = sum(not row.ok for row in scored)
     print(f"{misses} miss(es)")
+    print(summary_line(scored))
     return 1 if misses else 0
 
 
