@@ -4,6 +4,7 @@ the code reaches the rules."""
 
 from audit.static.engine import run_rules
 from audit.static.rules.pg114_val_split_smaller import ValidationSplitSmaller
+from audit.static.rules.pg121_logged_val_figures import LoggedValidationFigures
 from audit.static.rules.pg122_val_shards_as_train import ValidationShardsAsTraining
 from audit.submission import build_context, load_submission
 
@@ -32,7 +33,10 @@ def test_the_reported_seeds_log_decides_the_validation_count(tmp_path):
     ctx = _write(tmp_path, {"train_gpt.py": CODE, "submission.json": META,
                             "logs/old_seed7.log": "vocab_size: 8192\ncaseops_enabled: True\nval_tokens: 9570304\n",
                             "logs/train_seed42.log": "vocab_size: 8192\ncaseops_enabled: True\nval_tokens: 47851520\n"})
-    assert run_rules(ctx, [ValidationSplitSmaller()]) == []
+    assert run_rules(ctx, [LoggedValidationFigures()]) == []
+    (tmp_path / "submission.json").write_text(META.replace("[42]", "[7]"))
+    ctx = build_context(load_submission(tmp_path))
+    assert [f.severity for f in run_rules(ctx, [LoggedValidationFigures()])] == ["error"]
 
 
 def test_a_shipped_script_that_links_validation_shards_as_training_fails(tmp_path):

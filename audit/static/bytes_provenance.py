@@ -35,7 +35,10 @@ _FILE_CALLS = {"load", "fromfile", "memmap", "read_bytes", "read_text", "loadtxt
 _FOREIGN_TOKENIZERS = re.compile(r"^(tiktoken|tokenmonster|transformers|tokenizers)(\.|$)|AutoTokenizer|"
                                  r"GPT2Tokenizer|PreTrainedTokenizer|get_encoding|encoding_for_model")
 _SIDECAR = re.compile(r"val_bytes|_bytes_\*|bytes_\d+\.bin|byte_counts?_\*", re.IGNORECASE)
-_BYTE_PATH = re.compile(r"(?<![a-z])bytes?(?![a-z])", re.IGNORECASE)  # `token_bytes.npy`, not `BytesIO`
+# a path that names per-token byte data: `token_bytes.npy`, a tokenizer's `.meta.npz`, a vocab/LUT
+# dump (not `BytesIO`, not the token shards, not the model)
+_BYTE_PATH = re.compile(r"(?<![a-z])(bytes?|meta|tokeni[sz]er|vocab|luts?)(?![a-z])", re.IGNORECASE)
+_LOADER_MODULES = {"np", "numpy", "torch", "json", "pickle", "joblib", "safetensors", "io"}
 _CASE_ENCODED = re.compile(r"caseops|lossless_caps|case_encod", re.IGNORECASE)
 MAX_STEPS = 4000  # a bound on the backward walk over a large file
 
@@ -108,6 +111,10 @@ class _Graph:
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             for name in _bound_names(stmt.target):
                 self.defs.setdefault((owner, name), []).append(stmt.iter)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):  # `with np.load(path) as data:`
+            for item in stmt.items:
+                for name in _bound_names(item.optional_vars) if item.optional_vars is not None else ():
+                    self.defs.setdefault((owner, name), []).append(item.context_expr)
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
             call = stmt.value  # `out.copy_(x)`, `np.add.at(table, idx, v)`: the receiver is written
             receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
@@ -130,7 +137,7 @@ class _Graph:
                     if name:
                         out.calls.add(name)
                     callee = name.rsplit(".", 1)[-1]
-                    if callee in _FILE_CALLS and sub.args and any(_BYTE_PATH.search(w) for w in _path_words(sub.args[0])):
+                    if _reads_file(name) and sub.args and any(_BYTE_PATH.search(w) for w in _path_words(sub.args[0])):
                         out.byte_files.append(ast.unparse(sub))
                     for fn in self.analysis.index.functions.get(callee, []):
                         if ("ret", callee) not in seen:
@@ -161,6 +168,15 @@ class _Graph:
                     yield scope, kw.value
             if position < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[:position + 1]):
                 yield scope, call.args[position]
+
+
+def _reads_file(dotted: str) -> bool:
+    """A call that reads a file's content: `open`, a loader of numpy/torch/json/pickle, a Path's
+    read_bytes/read_text (not `sp.load(...)`, a tokenizer reading its own model)."""
+    head, _, tail = dotted.rpartition(".")
+    if tail not in _FILE_CALLS:
+        return False
+    return not head or tail in ("read_bytes", "read_text") or head.split(".")[0] in _LOADER_MODULES
 
 
 def _path_words(node: ast.AST) -> list[str]:

@@ -191,19 +191,44 @@ class Config:
 
 
 def authoritative_logs(logs: dict[str, str], submission: dict | None) -> tuple[list[str], list[str]]:
-    """(logs of the seeds the submission reports, the other logs), each in name order.
+    """(logs of the runs the submission reports, the other logs), each in name order.
 
-    A log belongs to a seed by its name (`train_seed42.log`, `seed_1337.txt`) or, failing that, by
-    a `seed: N` / `seed=N` line. Without reported seeds, or when no log matches one, every log counts.
+    A log is a reported run's when it prints a score submission.json reports for a seed
+    (`seed_results[seed].val_bpb`): that decides between a seed's training log and a re-evaluation
+    log of the same seed. Failing that, a log belongs to a reported seed by its path
+    (`train_seed42.log`, `seed1337/run.log`) or a `seed: N` line. Without reported seeds, or when no
+    log matches, every log counts.
     """
-    reported = reported_seeds(submission)
     names = sorted(logs)
+    scores = _reported_scores(submission)
+    if scores:
+        mine = [name for name in names if any(score in logs[name] for score in scores)]
+        if mine:
+            return mine, [name for name in names if name not in mine]
+    reported = reported_seeds(submission)
     if not reported:
         return names, []
     mine = [name for name in names if log_seed(name, logs[name]) in reported]
     if not mine:
         return names, []
     return mine, [name for name in names if name not in mine]
+
+
+def _reported_scores(submission: dict | None) -> list[str]:
+    """The per-seed val_bpb values submission.json reports, as the text a log prints them with
+    (at least 6 decimals, so that a near score of another run does not match)."""
+    if not isinstance(submission, dict):
+        return []
+    out = []
+    for field_name in ("seed_results", "seeds"):
+        rows = submission.get(field_name)
+        for row in rows.values() if isinstance(rows, dict) else ():
+            value = row.get("val_bpb") if isinstance(row, dict) else None
+            if isinstance(value, float):
+                text = repr(value)
+                if len(text.partition(".")[2]) >= 6:
+                    out.append(text[: text.index(".") + 7])
+    return out
 
 
 def reported_seeds(submission: dict | None) -> set[int]:
@@ -228,12 +253,13 @@ _SEED_IN_TEXT = re.compile(r"^\s*seed\s*[:=]\s*(\d+)\s*$", re.MULTILINE)
 
 def log_seed(name: str, text: str) -> int | None:
     """The seed a run log belongs to: from its file name, else from its `seed: N` line."""
-    m = _SEED_IN_NAME.search(name.rsplit("/", 1)[-1]) or _SEED_IN_TEXT.search(text[:200_000])
+    m = _SEED_IN_NAME.search(name.rsplit("/", 1)[-1]) or _SEED_IN_NAME.search(name) or _SEED_IN_TEXT.search(
+        text[:200_000])
     return int(m.group(1)) if m else None
 
 
 # values that change within a run (progress counters, timings, scores) are not configuration
-_PROGRESS = re.compile(r"^(seed|step|steps|step_avg|train_time|train_loss|val_loss|val_bpb|time|elapsed|lr|"
+_PROGRESS = re.compile(r"^(seed|run_id|\w*_id|step|steps|step_avg|train_time|train_loss|val_loss|val_bpb|time|elapsed|lr|"
                        r"tokens|bytes|\w*_(ms|s|time|loss|bpb|bytes|tokens|count|steps|avg))$")
 
 

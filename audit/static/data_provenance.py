@@ -36,6 +36,9 @@ TRUNCATION = 0.001
 
 _CASE_ENCODED = re.compile(r"caseops|lossless_caps|case_encod", re.IGNORECASE)
 _VAL_LOADER_TOKENS = re.compile(r"^val_loader:.*\btokens:(\d+)\s*$", re.MULTILINE)
+# a line reporting the scored token and byte counts (not code: no `{`)
+_DENOMINATOR_LINE = re.compile(r"^[^{}\n]*\btokens\s*[:=]\s*(\d{6,})\b[^{}\n]*\bbytes\s*[:=]\s*(\d{7,})\b[^{}\n]*$",
+                               re.MULTILINE)
 _TRAIN_FILES = re.compile(r"^\s*(train_files|train_pattern|train_glob)\s*[:=]\s*(\S+)\s*$", re.MULTILINE)
 _BYTE_TOTAL_KEYS = ("val_bytes", "val_byte_count", "total_val_bytes", "val_bytes_total", "byte_total")
 _VAL_DOCS_FLAG = re.compile(r"^--?(num[-_])?val[-_]docs?(=(\d+))?$", re.IGNORECASE)
@@ -99,6 +102,10 @@ def data_facts(ctx: AuditContext) -> DataFacts:
             if isinstance(pairs.get(key), int):
                 facts.val_bytes.append(LoggedFact(pairs[key], name, _line_of(text, key)))
                 break
+        else:
+            report = _DENOMINATOR_LINE.search(text)
+            if report:  # `cond_ppm tokens=47851520 bytes=164594398`: a scorer reporting its denominator
+                facts.val_bytes.append(LoggedFact(int(report.group(2)), name, text.count("\n", 0, report.start()) + 1))
         for m in _TRAIN_FILES.finditer(text):
             facts.train_patterns.append(LoggedFact(m.group(2), name, text.count("\n", 0, m.start()) + 1))
     cache["facts"] = facts
@@ -181,6 +188,21 @@ def prepared_val_docs(ctx: AuditContext) -> list[tuple[int, Command]]:
             continue
         for key, value in _walk_json(meta):
             if re.fullmatch(r"(num_)?val(idation)?_docs?(_count)?", key) and isinstance(value, int):
+                out.append((value, Command(path, _line_of(text, f'"{key}"'), f'"{key}": {value}')))
+    return out
+
+
+def manifest_val_tokens(ctx: AuditContext) -> list[tuple[int, Command]]:
+    """(validation tokens, where) recorded by shipped manifests of the data the run trained on
+    (`"exact_val_tokens": 9662502`): the validation part of the split its training shards came from."""
+    out = []
+    for path, text in _manifests(ctx).items():
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        for key, value in _walk_json(meta):
+            if re.fullmatch(r"(\w+_)?val(idation)?_tokens", key) and isinstance(value, int) and not isinstance(value, bool):
                 out.append((value, Command(path, _line_of(text, f'"{key}"'), f'"{key}": {value}')))
     return out
 

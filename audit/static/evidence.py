@@ -81,6 +81,23 @@ def lzma_wrapper_bytes(code: str) -> int:
     return len(head) + len(base64.b85encode(packed)) + len(tail)
 
 
+def packed_code_bytes(code: str) -> int:
+    """Bytes of `code` as the records pack it for accounting: minified (comments and docstrings
+    dropped, as `ast.unparse` of the tree without docstrings gives it), then an lzma+base85 wrapper.
+    Falls back to the wrapper of the text as is when it does not parse."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return lzma_wrapper_bytes(code)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body[0].value.value = ""
+    return lzma_wrapper_bytes(ast.unparse(tree))
+
+
 @dataclass
 class CodeInventory:
     entry: str

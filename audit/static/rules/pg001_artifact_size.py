@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from audit.static.evidence import (
-    ARTIFACT_LIMIT, claims, code_inventory, file_sizes, log_line, lzma_wrapper_bytes, normalization, run_logs,
+    ARTIFACT_LIMIT, claims, code_inventory, file_sizes, log_line, normalization, packed_code_bytes, run_logs,
 )
 from audit.static.rule import Rule
 
@@ -86,7 +86,7 @@ class ArtifactOverLimit(Rule):
                 severity = "warning"
             elif run.model_bytes is not None and run.model_bytes + self._packed(ctx) <= ARTIFACT_LIMIT:
                 packed = self._packed(ctx)
-                message += (f"; with the code counted packed (an lzma+base85 wrapper, {packed:,} B) it is "
+                message += (f"; with the code counted packed (minified, lzma+base85: {packed:,} B) it is "
                             f"{run.model_bytes + packed:,}: only the disputed raw-vs-packed code convention puts "
                             "it over (rules.md D2)")
                 severity = "warning"
@@ -125,9 +125,9 @@ class ArtifactOverLimit(Rule):
 
     @staticmethod
     def _packed(ctx) -> int:
-        """The running code (entry with everything inlined) as an lzma+base85 wrapper."""
+        """The running code (entry with everything inlined), minified, as an lzma+base85 wrapper."""
         cache = ctx.__dict__.setdefault("_packed_code", {})
         if "bytes" not in cache:
             norm = normalization(ctx)
-            cache["bytes"] = lzma_wrapper_bytes(norm.text if norm is not None else ctx.entry.text)
+            cache["bytes"] = packed_code_bytes(norm.text if norm is not None else ctx.entry.text)
         return cache["bytes"]

@@ -48,8 +48,8 @@ class ByteLutRule(Rule):
     `has_leading_space[tgt] & ~is_boundary[prev]`.
 
     The tables checked are those whose values reach a reported bpb's denominator by data flow
-    (audit/static/bytes_provenance.py); only when no bpb denominator can be followed are builders
-    picked by name. A table of word-start booleans (`starts_word_lut`) that feeds a gate, not a
+    (audit/static/bytes_provenance.py) in any file of the submission; only when no bpb denominator
+    can be followed are builders picked by name. A table of word-start booleans (`starts_word_lut`) that feeds a gate, not a
     byte count, is not a byte table.
 
     Findings: a base byte count of `len(piece[1:]) + 1` while evaluation adds has_leading_space
@@ -136,9 +136,9 @@ class ByteLutRule(Rule):
             index = file_index(src)
             piece_fns = [fn for fns in src.analysis.functions.values() for fn in fns
                          if index.callees.get(fn, set()) & _PIECE_CALLS]
-            followed = [o for o in bpb_origins(src) if o.sentencepiece]
-            if followed:  # the builders whose tables reach a bpb denominator
-                builders = set().union(*(o.builders for o in followed))
+            origins = [o for s in python_files(ctx) for o in bpb_origins(s)]
+            if origins:  # the builders whose tables reach a bpb denominator (none: a sidecar, a file)
+                builders = set().union(*(o.builders for o in origins if o.sentencepiece))
                 lut_fns = [fn for fn in piece_fns if fn in builders]
             else:
                 lut_fns = [fn for fn in piece_fns if _LUT_FN.search(fn.name) or any(

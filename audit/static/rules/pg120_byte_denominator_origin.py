@@ -85,6 +85,19 @@ def main(model, val_tokens):
 ''',
         # a case-encoding tokenizer whose pieces are counted: the bytes of the transformed text
         _SP_LUT.replace("import sentencepiece as spm", "import sentencepiece as spm\nimport lossless_caps"),
+        # a tokenizer's shipped metadata file gives the per-token bytes; sentencepiece only as a fallback
+        _SP_LUT.replace(
+            "    print(eval_val(model, val_tokens, build_byte_lut(sp)))",
+            "    print(eval_val(model, val_tokens, load_luts(sp, tokenizer_path + '.meta.npz')))",
+        ) + '''
+
+def load_luts(sp, meta_path):
+    import os
+    if os.path.exists(meta_path):
+        with np.load(meta_path) as meta:
+            return torch.from_numpy(meta["base_bytes"])
+    return build_byte_lut(sp)
+''',
         # a tiktoken vocabulary with no byte proof
         _HEADER + '''
 
