@@ -109,3 +109,14 @@ def test_a_keyword_argument_carries_the_logged_weight_into_the_callee():
 def test_a_channel_whose_logged_counter_is_zero_is_inert():
     assert _c1({"train_gpt.py": COUNTED, "train_seed1.log": "ngram_hits: 0\n"}) == ["note"]
     assert _c1({"train_gpt.py": COUNTED, "train_seed1.log": "ngram_hits: 5120\n"}) == ["error"]
+
+
+def test_the_log_that_prints_the_reported_score_is_the_reported_run():
+    # two runs of seed 42: the training log ran the cache; the re-evaluation whose score
+    # submission.json reports ran without it
+    meta = json.dumps({"name": "x", "author": "a", "val_bpb": 1.0712345,
+                       "seed_results": {"42": {"val_bpb": 1.07123456}}})
+    files = {"train_gpt.py": CODE, "train_seed42.log": "ngram_enabled: True\nfinal val_loss:2.1 val_bpb:1.09871234\n",
+             "z_rerun/seed42.log": "ngram_enabled: False\nfinal val_loss:2.0 val_bpb:1.07123456\n",
+             "submission.json": meta}
+    assert _c1(files) == []
