@@ -1,6 +1,6 @@
 """Where the byte count in a reported val_bpb comes from, followed by data flow.
 
-A bpb value is found by name (`val_bpb`, `bits_per_byte`, ...); the divisions in its backward
+A bpb value is found by the name it is bound to (`val_bpb`, `bits_per_byte`, ...); the divisions in its backward
 slice give the denominators (`tokens / byte_count`, `bits / total_bytes`), and each denominator is
 followed back through assignments, augmented assignments, subscripts (`base_bytes_lut[tgt]`), the
 return values of local functions and the arguments that call sites bind to parameters, to the
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 from audit.static.rule import AuditContext, SourceFile
 
-_BPB_NAME = re.compile(r"bpb|bits_per_byte", re.IGNORECASE)
 _SP_CALLS = {"id_to_piece", "IdToPiece", "is_byte", "IsByte", "piece_size", "GetPieceSize",
              "SentencePieceProcessor"}
 _FILE_CALLS = {"load", "fromfile", "memmap", "read_bytes", "read_text", "loadtxt", "genfromtxt", "open",
@@ -39,7 +38,7 @@ _SIDECAR = re.compile(r"val_bytes|_bytes_\*|bytes_\d+\.bin|byte_counts?_\*", re.
 # dump (not `BytesIO`, not the token shards, not the model)
 _BYTE_PATH = re.compile(r"(?<![a-z])(bytes?|meta|tokeni[sz]er|vocab|luts?)(?![a-z])", re.IGNORECASE)
 _LOADER_MODULES = {"np", "numpy", "torch", "json", "pickle", "joblib", "safetensors", "io"}
-_CASE_ENCODED = re.compile(r"caseops|lossless_caps|case_encod", re.IGNORECASE)
+_CASE_MARKERS = ("caseops", "lossless_caps", "case_encod")  # a case-encoding tokenizer or transform
 MAX_STEPS = 4000  # a bound on the backward walk over a large file
 
 
@@ -73,14 +72,33 @@ class Origin:
         return sorted(c for c in self.calls if _FOREIGN_TOKENIZERS.search(c))
 
 
+def mentions_case_encoding(text: str) -> bool:
+    """The text names a case-encoding tokenizer or transform (a substring test: logs are large)."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _CASE_MARKERS)
+
+
 def case_encoded(ctx: AuditContext) -> bool:
     """The submission tokenizes case-encoded text (a CaseOps tokenizer or transform in code or logs)."""
     texts = [f.text for f in ctx.files] + list(ctx.logs.values()) + [p for p in ctx.other_files]
-    return any(_CASE_ENCODED.search(t) for t in texts)
+    return any(mentions_case_encoding(t) for t in texts)
+
+
+@dataclass
+class _Summary:
+    """The calls, names and strings one expression is made of (its value nodes only)."""
+
+    calls: set[str] = field(default_factory=set)
+    local_calls: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    strings: list[str] = field(default_factory=list)
+    byte_files: list[str] = field(default_factory=list)
 
 
 class _Graph:
-    """Name-level def-use edges of one file: what each name (per function) is computed from."""
+    """Name-level def-use edges of one file: what each name (per function) is computed from.
+    A function's edges are recorded the first time a walk enters it (a walk visits a few of a
+    file's hundreds of functions)."""
 
     def __init__(self, analysis):
         self.analysis = analysis
@@ -88,9 +106,9 @@ class _Graph:
         self.defs: dict[tuple, list[ast.AST]] = {}  # (owner, name) -> value expressions bound to it
         self.returns: dict[str, list[ast.AST]] = {}  # function name -> returned expressions
         self.params: dict[str, list[str]] = {}  # function name -> parameter names in order
-        for owner, stmts in index.stmts.items():
-            for stmt in stmts:
-                self._record(owner, stmt)
+        self._recorded: set[int] = set()  # owners whose statements are in defs / returns
+        self._origins: dict[tuple, Origin] = {}  # (scope, denominator) -> its walk
+        self._summaries: dict[int, _Summary] = {}  # expression -> what it contributes to a walk
         for fns in index.functions.values():
             for fn in fns:
                 args = fn.args.posonlyargs + fn.args.args
@@ -98,6 +116,20 @@ class _Graph:
                 if names and names[0] in ("self", "cls"):
                     names = names[1:]
                 self.params[fn.name] = names + [a.arg for a in fn.args.kwonlyargs]
+
+    def bound(self, owner, name: str) -> list[ast.AST]:
+        """The expressions bound to `name` in `owner` (a function or the module)."""
+        if id(owner) not in self._recorded:
+            self._recorded.add(id(owner))
+            for stmt in self.analysis.index.stmts.get(owner, ()):
+                self._record(owner, stmt)
+        return self.defs.get((owner, name), [])
+
+    def returns_of(self, function: str) -> list[ast.AST]:
+        """The expressions the local functions named `function` return."""
+        for fn in self.analysis.index.functions.get(function, ()):
+            self.bound(fn, "")
+        return self.returns.get(function, [])
 
     def _record(self, owner, stmt) -> None:
         if isinstance(stmt, ast.Return) and stmt.value is not None and hasattr(owner, "name"):
@@ -122,41 +154,72 @@ class _Graph:
                 self.defs.setdefault((owner, name), []).append(call)
 
     def origin(self, owner, expr: ast.AST, line: int) -> Origin:
-        out = Origin(line=line, denominator=ast.unparse(expr))
+        """What `expr` (in `owner`) is built from; the walk is shared by the bpb statements that
+        reach the same denominator (eval_val's, from each of its call sites)."""
+        key = (id(owner), id(expr))
+        if key not in self._origins:
+            self._origins[key] = self._walk(owner, expr)
+        found = self._origins[key]
+        return Origin(line=line, denominator=found.denominator, calls=found.calls, strings=found.strings,
+                      builders=found.builders, byte_files=found.byte_files)
+
+    def _walk(self, owner, expr: ast.AST) -> Origin:
+        out = Origin(line=0, denominator=ast.unparse(expr))
+        functions = self.analysis.index.functions
         seen: set = set()
         work = [(owner, expr)]
         steps = 0
         while work and steps < MAX_STEPS:
             steps += 1
             scope, node = work.pop()
-            for sub in _content(node):
-                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
-                    out.strings.append(sub.value)
-                elif isinstance(sub, ast.Call):
-                    name = _dotted(sub.func)
-                    if name:
-                        out.calls.add(name)
-                    callee = name.rsplit(".", 1)[-1]
-                    if _reads_file(name) and sub.args and any(_BYTE_PATH.search(w) for w in _path_words(sub.args[0])):
-                        out.byte_files.append(ast.unparse(sub))
-                    for fn in self.analysis.index.functions.get(callee, []):
-                        if ("ret", callee) not in seen:
-                            seen.add(("ret", callee))
-                            out.builders.add(fn)
-                            work.extend((fn, r) for r in self.returns.get(callee, []))
-                elif isinstance(sub, (ast.Name, ast.Attribute)):
-                    name = sub.id if isinstance(sub, ast.Name) else sub.attr
-                    for key in ((scope, name), (self.analysis.tree, name)):
-                        if key not in seen and key in self.defs:
-                            seen.add(key)
-                            work.extend((key[0], v) for v in self.defs[key])
-                    if isinstance(sub, ast.Attribute):
-                        out.strings.append(sub.attr)  # `args.val_bytes_files`: the path's name
-                    fn_name = getattr(scope, "name", None)
-                    if fn_name and name in self.params.get(fn_name, ()) and ("param", fn_name, name) not in seen:
-                        seen.add(("param", fn_name, name))
-                        work.extend(self._arguments(fn_name, name))
+            summary = self._summary(node)
+            out.strings.extend(summary.strings)
+            out.calls.update(summary.calls)
+            out.byte_files.extend(summary.byte_files)
+            for callee in summary.local_calls:
+                if ("ret", callee) not in seen:
+                    seen.add(("ret", callee))
+                    out.builders.update(functions[callee])
+                    work.extend((fn, r) for fn in functions[callee] for r in self.returns_of(callee)
+                                if self.analysis.enclosing_function(r) is fn)
+            fn_name = getattr(scope, "name", None)
+            params = self.params.get(fn_name, ()) if fn_name else ()
+            for name in summary.names:
+                for key in ((scope, name), (self.analysis.tree, name)):
+                    if key not in seen:
+                        seen.add(key)
+                        work.extend((key[0], v) for v in self.bound(*key))
+                if name in params and ("param", fn_name, name) not in seen:
+                    seen.add(("param", fn_name, name))
+                    work.extend(self._arguments(fn_name, name))
         return out
+
+    def _summary(self, node: ast.AST) -> "_Summary":
+        """What one expression contributes to a walk, computed once per expression."""
+        found = self._summaries.get(id(node))
+        if found is not None:
+            return found
+        found = _Summary()
+        functions = self.analysis.index.functions
+        for sub in _content(node, functions):
+            if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                found.strings.append(sub.value)
+            elif isinstance(sub, ast.Call):
+                name = _dotted(sub.func)
+                if name:
+                    found.calls.add(name)
+                callee = name.rsplit(".", 1)[-1]
+                if _reads_file(name) and sub.args and any(_BYTE_PATH.search(w) for w in _path_words(sub.args[0])):
+                    found.byte_files.append(ast.unparse(sub))
+                if callee in functions:
+                    found.local_calls.append(callee)
+            elif isinstance(sub, ast.Name):
+                found.names.append(sub.id)
+            elif isinstance(sub, ast.Attribute):
+                found.names.append(sub.attr)
+                found.strings.append(sub.attr)  # `args.val_bytes_files`: the path's name
+        self._summaries[id(node)] = found
+        return found
 
     def _arguments(self, fn_name: str, param: str):
         """(caller scope, argument expression) bound to `param` at every call of `fn_name`."""
@@ -200,15 +263,24 @@ def _path_words(node: ast.AST) -> list[str]:
     return out
 
 
-def _content(node: ast.AST):
+def _is_bpb_name(name: str) -> bool:
+    """`val_bpb`, `q_val_bpb`, `bits_per_byte` (a plain substring test: it runs on every assignment)."""
+    lowered = name.lower()
+    return "bpb" in lowered or "bits_per_byte" in lowered
+
+
+def _content(node: ast.AST, local: dict):
     """The nodes of `node` that carry its value: a subscript's index only selects entries of the
-    table (`base_bytes_lut[tgt]` has the bytes of the table, not of the token ids)."""
+    table (`base_bytes_lut[tgt]` has the bytes of the table, not of the token ids), and a call of a
+    local function stands for its returns (its arguments reach them through its parameters)."""
     work = [node]
     while work:
         sub = work.pop()
         yield sub
         if isinstance(sub, ast.Subscript):
             work.append(sub.value)
+        elif isinstance(sub, ast.Call) and _dotted(sub.func).rsplit(".", 1)[-1] in local:
+            continue
         else:
             work.extend(ast.iter_child_nodes(sub))
 
@@ -249,15 +321,16 @@ def _denominators(expr: ast.AST, graph: _Graph, owner) -> list[tuple]:
         for sub in _value_nodes(node, graph):
             if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Div):
                 out.append((scope, sub.right))
-            elif isinstance(sub, ast.Name) and (scope, sub.id) in graph.defs and (scope, sub.id) not in seen:
+            elif isinstance(sub, ast.Name) and (scope, sub.id) not in seen:
                 seen.add((scope, sub.id))
-                work.extend((scope, v) for v in graph.defs[(scope, sub.id)])
+                work.extend((scope, v) for v in graph.bound(scope, sub.id))
             elif isinstance(sub, ast.Call):  # `val_loss, val_bpb = eval_val(...)`: into its returns
                 callee = _dotted(sub.func).rsplit(".", 1)[-1]
                 for fn in graph.analysis.index.functions.get(callee, []):
                     if ("ret", callee) not in seen:
                         seen.add(("ret", callee))
-                        work.extend((fn, r) for r in graph.returns.get(callee, []))
+                        work.extend((fn, r) for r in graph.returns_of(callee)
+                                    if graph.analysis.enclosing_function(r) is fn)
     return out
 
 
@@ -286,7 +359,7 @@ def bpb_origins(src: SourceFile) -> list[Origin]:
             if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or stmt.value is None:
                 continue
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-            if not any(_BPB_NAME.search(n) for t in targets for n in _bound_names(t)):
+            if not any(_is_bpb_name(n) for t in targets for n in _bound_names(t)):
                 continue
             for scope, denominator in _denominators(stmt.value, graph, owner):
                 origin = graph.origin(scope, denominator, stmt.lineno)

@@ -57,6 +57,8 @@ class Config:
     env: dict[str, tuple[str, str]] = field(default_factory=dict)  # ENV -> (raw text, "readme")
     params: dict[str, Param] = field(default_factory=dict)  # attr and ENV (both) -> Param
     disagreements: dict[str, list[tuple[Any, str]]] = field(default_factory=dict)  # key -> (value, log) per log
+    log_pairs: dict[str, dict[str, Any]] = field(default_factory=dict)  # log -> its `key: value` pairs
+    reported_logs: list[str] = field(default_factory=list)  # the logs of the runs the submission reports
     _evaluator: "Evaluator | None" = None
     _resolving: set = field(default_factory=set)
 
@@ -67,14 +69,17 @@ class Config:
         """From the assignment statements of the code (Index.assigns), the logs and shell texts;
         `submission` names the reported seeds, `calls` bind keyword parameters, `code` is the source
         text a log may echo."""
+        calls = list(calls)
         cfg = cls()
-        for param in _env_params(assigns):
+        code = list(code)
+        for param in _env_params(assigns, _environ_lines(calls, code)):
             cfg.params.setdefault(param.attr, param)
             cfg.params.setdefault(param.env, param)
         echoed = {line.strip() for text in code for line in text.splitlines() if len(line.strip()) >= 3}
         logs = logs or {}
         authoritative, others = authoritative_logs(logs, submission)
-        per_log: dict[str, dict[str, Any]] = {}
+        per_log = cfg.log_pairs
+        cfg.reported_logs = list(authoritative)
         for name in authoritative + others:
             pairs = per_log.setdefault(name, {})
             for key, raw in _logged_pairs(logs[name], echoed):
@@ -276,7 +281,9 @@ def _logged_pairs(text: str, echoed: set[str] = frozenset()):
     """
     for line in text.splitlines():
         stripped = line.strip()
-        if not stripped or len(stripped) > 400 or not _PAIRS_LINE.fullmatch(stripped) or stripped in echoed:
+        if not stripped or len(stripped) > 400 or (":" not in stripped and "=" not in stripped):
+            continue
+        if not _PAIRS_LINE.fullmatch(stripped) or stripped in echoed:
             continue
         for key, raw in _LOG_PAIR.findall(stripped):
             if raw not in _KEYWORDS:
@@ -329,10 +336,26 @@ def _is_environ(node: ast.AST) -> bool:
         isinstance(node, ast.Name) and node.id == "environ")
 
 
-def _env_params(assigns: Iterable[ast.AST]):
-    """Every `target = <expr reading one env var>` among the assignments (class bodies, functions)."""
+def _environ_lines(calls: list[ast.Call], code: list[str]) -> set[int] | None:
+    """Lines that may read the environment: the lines of `os.environ.get` / `os.getenv` calls and of
+    `environ[...]` subscripts in the text (None when no call list was given: every line may)."""
+    if not calls and not code:
+        return None
+    lines = {call.lineno for call in calls if _is_environ_read(call)}
+    for text in code:
+        if "environ[" in text:
+            lines.update(i for i, line in enumerate(text.splitlines(), 1) if "environ[" in line)
+    return lines
+
+
+def _env_params(assigns: Iterable[ast.AST], candidate_lines: set[int] | None = None):
+    """Every `target = <expr reading one env var>` among the assignments (class bodies, functions);
+    with `candidate_lines`, only assignments spanning one of those lines are walked."""
     for node in assigns:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            if candidate_lines is not None and not any(
+                    line in candidate_lines for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)):
+                continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             reads = [r for r in map(_is_environ_read, ast.walk(node.value)) if r]
             if len(reads) != 1:

@@ -24,7 +24,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from audit.static.config import _logged_pairs, _logged_value, authoritative_logs
+from audit.static.bytes_provenance import mentions_case_encoding
+from audit.static.config import Config, authoritative_logs
 from audit.static.rule import AuditContext
 
 CANONICAL_VAL_DOCS = 50_000
@@ -34,12 +35,11 @@ CANONICAL_VAL_BYTES = {False: 151_073_604, True: 151_074_309}  # decoded text / 
 # a count is truncated to a multiple of the sequence length: at most this share below canonical
 TRUNCATION = 0.001
 
-_CASE_ENCODED = re.compile(r"caseops|lossless_caps|case_encod", re.IGNORECASE)
 _VAL_LOADER_TOKENS = re.compile(r"^val_loader:.*\btokens:(\d+)\s*$", re.MULTILINE)
 # a line reporting the scored token and byte counts (not code: no `{`)
 _DENOMINATOR_LINE = re.compile(r"^[^{}\n]*\btokens\s*[:=]\s*(\d{6,})\b[^{}\n]*\bbytes\s*[:=]\s*(\d{7,})\b[^{}\n]*$",
                                re.MULTILINE)
-_TRAIN_FILES = re.compile(r"^\s*(train_files|train_pattern|train_glob)\s*[:=]\s*(\S+)\s*$", re.MULTILINE)
+_TRAIN_FILES = re.compile(r"^[ \t]*(train_files|train_pattern|train_glob)[ \t]*[:=][ \t]*(\S+)[ \t]*$", re.MULTILINE)
 _BYTE_TOTAL_KEYS = ("val_bytes", "val_byte_count", "total_val_bytes", "val_bytes_total", "byte_total")
 _VAL_DOCS_FLAG = re.compile(r"^--?(num[-_])?val[-_]docs?(=(\d+))?$", re.IGNORECASE)
 _VAL_DOCS_ENV = re.compile(r"\b(?:NUM_)?VAL_DOCS=(\d+)\b")
@@ -80,19 +80,21 @@ def data_facts(ctx: AuditContext) -> DataFacts:
     if "facts" in cache:
         return cache["facts"]
     facts = DataFacts()
-    names, _ = authoritative_logs(ctx.logs, ctx.submission)
-    facts.case_encoded = any(_CASE_ENCODED.search(t) for t in [f.text for f in ctx.files] + list(ctx.other_files))
+    config = getattr(ctx, "hyper", None)
+    if isinstance(config, Config):
+        names, log_pairs = config.reported_logs, config.log_pairs
+    else:  # a context built without the engine's resolver: no logged pairs to read
+        names, log_pairs = authoritative_logs(ctx.logs, ctx.submission)[0], {}
+    facts.case_encoded = any(mentions_case_encoding(t) for t in [f.text for f in ctx.files] + list(ctx.other_files))
     for name in names:
         text = ctx.logs[name]
-        pairs: dict[str, object] = {}
-        for key, raw in _logged_pairs(text):
-            pairs.setdefault(key, _logged_value(raw))
+        pairs = log_pairs.get(name, {})
         if facts.vocab_size is None and isinstance(pairs.get("vocab_size"), int):
             facts.vocab_size = LoggedFact(pairs["vocab_size"], name, _line_of(text, "vocab_size"))
-        if _CASE_ENCODED.search(text[:200_000]):
+        if mentions_case_encoding(text[:200_000]):
             facts.case_encoded = True
         tokens = pairs.get("val_tokens")
-        loader = _VAL_LOADER_TOKENS.search(text)
+        loader = _VAL_LOADER_TOKENS.search(text) if "val_loader:" in text else None
         if isinstance(tokens, int):
             facts.val_tokens.append(LoggedFact(tokens, name, _line_of(text, f"val_tokens: {tokens}")
                                                or _line_of(text, f"val_tokens:{tokens}")))
@@ -103,10 +105,10 @@ def data_facts(ctx: AuditContext) -> DataFacts:
                 facts.val_bytes.append(LoggedFact(pairs[key], name, _line_of(text, key)))
                 break
         else:
-            report = _DENOMINATOR_LINE.search(text)
+            report = _DENOMINATOR_LINE.search(text) if "bytes=" in text or "bytes:" in text else None
             if report:  # `cond_ppm tokens=47851520 bytes=164594398`: a scorer reporting its denominator
                 facts.val_bytes.append(LoggedFact(int(report.group(2)), name, text.count("\n", 0, report.start()) + 1))
-        for m in _TRAIN_FILES.finditer(text):
+        for m in _TRAIN_FILES.finditer(text) if "train_" in text else ():
             facts.train_patterns.append(LoggedFact(m.group(2), name, text.count("\n", 0, m.start()) + 1))
     cache["facts"] = facts
     return facts

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import re
 
-from audit.static.config import UNKNOWN, Config, _logged_pairs, _logged_value, authoritative_logs
+from audit.static.config import UNKNOWN, Config
 from audit.static.rule import AuditContext
 
 _OPERAND = (ast.Name, ast.Attribute)  # a weight is a config name, not an expression
@@ -30,7 +30,7 @@ def inert_lines(ctx: AuditContext) -> dict[tuple[str, int], str]:
     config = getattr(ctx, "hyper", None)
     if not isinstance(config, Config):
         return {}
-    zero_counters = _zero_counters(ctx)
+    zero_counters = _zero_counters(config)
     out: dict[tuple[str, int], str] = {}
     for src in ctx.files:
         analysis = src.analysis
@@ -43,15 +43,11 @@ def inert_lines(ctx: AuditContext) -> dict[tuple[str, int], str]:
     return out
 
 
-def _zero_counters(ctx: AuditContext) -> set[str]:
+def _zero_counters(config: Config) -> set[str]:
     """Keys every reported run logs as 0 (and at least one run logs)."""
-    names, _ = authoritative_logs(ctx.logs, ctx.submission)
     values: dict[str, set] = {}
-    for name in names:
-        seen = {}
-        for key, raw in _logged_pairs(ctx.logs[name]):
-            seen.setdefault(key, _logged_value(raw))
-        for key, value in seen.items():
+    for name in config.reported_logs:
+        for key, value in config.log_pairs.get(name, {}).items():
             values.setdefault(key, set()).add(value)
     return {key for key, vals in values.items() if vals == {0}}
 
