@@ -25,6 +25,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from audit.static.evidence import dotted_name
 from audit.static.rule import AuditContext, SourceFile
 
 _SP_CALLS = {"id_to_piece", "IdToPiece", "is_byte", "IsByte", "piece_size", "GetPieceSize",
@@ -299,16 +300,9 @@ def _bound_names(target: ast.AST) -> list[str]:
     return []
 
 
-def _dotted(node: ast.AST) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    elif isinstance(node, ast.Call):
-        parts.append(_dotted(node.func))
-    return ".".join(reversed([p for p in parts if p]))
+def _dotted(func: ast.AST) -> str:
+    """The dotted callee (`np.load`), or the method name of a call on a call's result."""
+    return dotted_name(func) or (func.attr if isinstance(func, ast.Attribute) else "")
 
 
 def _denominators(expr: ast.AST, graph: _Graph, owner) -> list[tuple]:

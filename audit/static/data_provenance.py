@@ -43,6 +43,8 @@ _TRAIN_FILES = re.compile(r"^[ \t]*(train_files|train_pattern|train_glob)[ \t]*[
 _BYTE_TOTAL_KEYS = ("val_bytes", "val_byte_count", "total_val_bytes", "val_bytes_total", "byte_total")
 _VAL_DOCS_FLAG = re.compile(r"^--?(num[-_])?val[-_]docs?(=(\d+))?$", re.IGNORECASE)
 _VAL_DOCS_ENV = re.compile(r"\b(?:NUM_)?VAL_DOCS=(\d+)\b")
+_VAL_DOCS_KEY = re.compile(r"(num_)?val(idation)?_docs?(_count)?")  # a manifest's validation documents
+_VAL_TOKENS_KEY = re.compile(r"(\w+_)?val(idation)?_tokens")  # a manifest's validation tokens
 _COPY_COMMANDS = {"ln", "cp", "mv", "rsync"}
 _VAL_SHARD = re.compile(r"fineweb_val|val_\*|_val_")
 _TRAIN_PATH = re.compile(r"train")
@@ -183,20 +185,18 @@ def prepared_val_docs(ctx: AuditContext) -> list[tuple[int, Command]]:
         for m in _VAL_DOCS_ENV.finditer(text):
             number = text.count("\n", 0, m.start()) + 1
             out.append((int(m.group(1)), Command(path, number, lines[number - 1].strip())))
-    for path, text in _manifests(ctx).items():
-        try:
-            meta = json.loads(text)
-        except json.JSONDecodeError:
-            continue
-        for key, value in _walk_json(meta):
-            if re.fullmatch(r"(num_)?val(idation)?_docs?(_count)?", key) and isinstance(value, int):
-                out.append((value, Command(path, _line_of(text, f'"{key}"'), f'"{key}": {value}')))
+    out.extend(_manifest_counts(ctx, _VAL_DOCS_KEY))
     return out
 
 
 def manifest_val_tokens(ctx: AuditContext) -> list[tuple[int, Command]]:
     """(validation tokens, where) recorded by shipped manifests of the data the run trained on
     (`"exact_val_tokens": 9662502`): the validation part of the split its training shards came from."""
+    return _manifest_counts(ctx, _VAL_TOKENS_KEY)
+
+
+def _manifest_counts(ctx: AuditContext, key_pattern: re.Pattern) -> list[tuple[int, Command]]:
+    """(count, where) for every integer of a shipped JSON manifest under a key matching `key_pattern`."""
     out = []
     for path, text in _manifests(ctx).items():
         try:
@@ -204,7 +204,7 @@ def manifest_val_tokens(ctx: AuditContext) -> list[tuple[int, Command]]:
         except json.JSONDecodeError:
             continue
         for key, value in _walk_json(meta):
-            if re.fullmatch(r"(\w+_)?val(idation)?_tokens", key) and isinstance(value, int) and not isinstance(value, bool):
+            if key_pattern.fullmatch(key) and isinstance(value, int) and not isinstance(value, bool):
                 out.append((value, Command(path, _line_of(text, f'"{key}"'), f'"{key}": {value}')))
     return out
 

@@ -9,7 +9,15 @@ from audit.static.flow_rule import FlowRule
 from audit.static.rules import _legal
 
 _WRITERS = {"fill_", "copy_", "data"}
-# a model class whose temperature buffer defaults to 1.0
+# the start of a main() that scores a model twice, and a model class whose temperature defaults to 1.0
+_MAIN_HEAD = """
+
+def main():
+    args = Hyperparameters()
+    model = build_model(args)
+    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
+    luts = build_luts(args)
+"""
 _SCALED_HEADER = _legal.HEADER.replace(
     "import torch\n", "import torch\n\n\nclass Scaled(torch.nn.Module):\n    def __init__(self):\n"
     "        super().__init__()\n        self.register_buffer('inference_temp', torch.tensor(1.0))\n", 1)
@@ -55,26 +63,12 @@ def main():
     print(f"final val_bpb:{eval_val(args, model, val_tokens, luts):.4f}")
 ''',
         # the knob is reset to the value its class gives it, before the next scoring
-        _SCALED_HEADER + '''
-
-def main():
-    args = Hyperparameters()
-    model = build_model(args)
-    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
-    luts = build_luts(args)
-    print(f"final val_bpb:{eval_val(args, model, val_tokens, luts):.6f}")
+        _SCALED_HEADER + _MAIN_HEAD + '''    print(f"final val_bpb:{eval_val(args, model, val_tokens, luts):.6f}")
     model.inference_temp.fill_(1.0)
     print(f"final_exact val_bpb:{eval_val(args, model, val_tokens, luts):.6f}")
 ''',
         # the knob is set on a model loaded after the first scoring, before its own first scoring
-        _legal.HEADER + '''
-
-def main():
-    args = Hyperparameters()
-    model = build_model(args)
-    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
-    luts = build_luts(args)
-    print(f"pre_quant val_bpb:{eval_val(args, model, val_tokens, luts):.6f}")
+        _legal.HEADER + _MAIN_HEAD + '''    print(f"pre_quant val_bpb:{eval_val(args, model, val_tokens, luts):.6f}")
     eval_model = load_quantized_model(args)
     eval_model.logit_temperature = 0.97
     print(f"final val_bpb:{eval_val(args, eval_model, val_tokens, luts):.6f}")
@@ -82,14 +76,7 @@ def main():
     ]
     INVALID = [
         # scored at an explicit 1.0, then re-scored at the class's tuned 0.98
-        _SCALED_HEADER.replace("torch.tensor(1.0)", "torch.tensor(0.98)") + '''
-
-def main():
-    args = Hyperparameters()
-    model = build_model(args)
-    val_tokens = load_validation_tokens(args.val_files, args.seq_len)
-    luts = build_luts(args)
-    model.inference_temp.fill_(1.0)
+        _SCALED_HEADER.replace("torch.tensor(1.0)", "torch.tensor(0.98)") + _MAIN_HEAD + '''    model.inference_temp.fill_(1.0)
     print(f"final val_bpb:{eval_val(args, model, val_tokens, luts):.6f}")
     model.inference_temp.fill_(0.98)
     print(f"final_T0.98 val_bpb:{eval_val(args, model, val_tokens, luts):.6f}")
