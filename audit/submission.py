@@ -59,6 +59,7 @@ class Submission:
     readme: str | None = None
     meta: dict | None = None  # parsed submission.json
     commands: dict[str, str] = field(default_factory=dict)  # shell scripts with run commands
+    manifests: dict[str, str] = field(default_factory=dict)  # other JSON files (data manifests)
     sizes: dict[str, int] = field(default_factory=dict)  # every file of the folder -> bytes
     single_file: bool = False  # a file path was audited, not a folder
 
@@ -146,6 +147,8 @@ def submission_from_files(files: Mapping[str, str], root: Path = Path("."), entr
                 sub.meta = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise GolfError(f"{rel}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+        elif rel.endswith(".json"):
+            sub.manifests[rel] = text
         elif _is_log(rel):
             sub.logs[rel] = text
         elif rel.endswith(".sh"):
@@ -240,4 +243,5 @@ def build_context(sub: Submission):
         raise GolfError(f"{path}:{line}: syntax error: {exc.msg}") from None
     ctx.normalized = normalized
     ctx.submission_files = sub
+    ctx.manifests = dict(sub.manifests)
     return ctx

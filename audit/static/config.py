@@ -8,7 +8,12 @@ So a value is resolved with the priority
     logged value (`name: value` / `name=value` in a run log)  >  README run command (`NAME=value`)
     >  the default in the code,
 
-and `resolve(name)` says which source gave it. `Evaluator` folds a condition expression (an `if`
+and `resolve(name)` says which source gave it. The logs that count are those of the seeds the
+submission reports (submission.json `seeds` / `seed_results`): ablation or older runs shipped next to
+them rank after, and a key on which the reported runs print different values is named in
+`disagreements`. Source code a log echoes is not config (a log line that is a line of the code), and
+a logged `disabled` / `SKIPPED` value reads as off. A function parameter that every call binds by
+keyword from one config attribute (`f(alpha=args.ngram_alpha)`) resolves to that attribute's value. `Evaluator` folds a condition expression (an `if`
 test) to a constant under that configuration, or None when it cannot; a branch whose test folds to a
 false value is unreachable (the #1458 false positive: dead n-gram code behind NGRAM_EVAL_ORDER=0).
 """
@@ -51,26 +56,69 @@ class Config:
     logged: dict[str, tuple[Any, str]] = field(default_factory=dict)  # name -> (value, "log:<file>")
     env: dict[str, tuple[str, str]] = field(default_factory=dict)  # ENV -> (raw text, "readme")
     params: dict[str, Param] = field(default_factory=dict)  # attr and ENV (both) -> Param
+    disagreements: dict[str, list[tuple[Any, str]]] = field(default_factory=dict)  # key -> (value, log) per log
+    log_pairs: dict[str, dict[str, Any]] = field(default_factory=dict)  # log -> its `key: value` pairs
+    reported_logs: list[str] = field(default_factory=list)  # the logs of the runs the submission reports
     _evaluator: "Evaluator | None" = None
     _resolving: set = field(default_factory=set)
 
     # -- reading ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, assigns: Iterable[ast.AST], logs: dict[str, str] | None, commands: dict[str, str]) -> "Config":
-        """From the assignment statements of the code (Index.assigns), the logs and shell texts."""
+    def build(cls, assigns: Iterable[ast.AST], logs: dict[str, str] | None, commands: dict[str, str],
+              submission: dict | None = None, calls: Iterable[ast.Call] = (), code: Iterable[str] = ()) -> "Config":
+        """From the assignment statements of the code (Index.assigns), the logs and shell texts;
+        `submission` names the reported seeds, `calls` bind keyword parameters, `code` is the source
+        text a log may echo."""
+        calls = list(calls)
         cfg = cls()
-        for param in _env_params(assigns):
+        code = list(code)
+        for param in _env_params(assigns, _environ_lines(calls, code)):
             cfg.params.setdefault(param.attr, param)
             cfg.params.setdefault(param.env, param)
-        for name in sorted(logs or {}):
-            for key, raw in _logged_pairs(logs[name]):
-                cfg.logged.setdefault(key, (_literal(raw), f"log:{name}"))
+        echoed = {line.strip() for text in code for line in text.splitlines() if len(line.strip()) >= 3}
+        logs = logs or {}
+        authoritative, others = authoritative_logs(logs, submission)
+        per_log = cfg.log_pairs
+        cfg.reported_logs = list(authoritative)
+        for name in authoritative + others:
+            pairs = per_log.setdefault(name, {})
+            for key, raw in _logged_pairs(logs[name], echoed):
+                pairs.setdefault(key, _logged_value(raw))
+            for key, value in pairs.items():
+                cfg.logged.setdefault(key, (value, f"log:{name}"))
+        for key in sorted({k for name in authoritative for k in per_log[name]}):
+            seen = [(per_log[name][key], name) for name in authoritative if key in per_log[name]]
+            if len({repr(v) for v, _ in seen}) > 1 and key in cfg.params and not _progress_key(key):
+                cfg.disagreements[key] = seen  # a hyperparameter the code reads, not a progress value
         for name, text in commands.items():
             for env, raw in _ENV_ASSIGN.findall(text or ""):
                 if raw.startswith("$"):
                     continue  # `SEED=$SEED`: a shell variable, not a value
                 cfg.env.setdefault(env, (raw.strip("\"'"), name))
+        cfg._bind_keyword_parameters(calls)
         return cfg
+
+    def _bind_keyword_parameters(self, calls: Iterable[ast.Call]) -> None:
+        """`f(alpha=args.ngram_alpha)` at every call that passes `alpha`: the callee's parameter
+        `alpha` carries the config value of `ngram_alpha` into the callee's guards."""
+        bound: dict[str, set[str]] = {}
+        for call in calls:
+            for kw in call.keywords:
+                if kw.arg is None:
+                    continue
+                value = kw.value
+                source = value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", None)
+                bound.setdefault(kw.arg, set()).add(source if source and self._is_config_name(source) else "")
+        for name, sources in bound.items():
+            if len(sources) == 1 and "" not in sources and not self.knows(name):
+                (source,) = sources
+                param = self.params.get(source)
+                if param is None:  # logged only (argparse, a dataclass): no env var to fold through
+                    param = Param(attr=source, env=source.upper(), default=UNKNOWN)
+                self.params[name] = param
+
+    def _is_config_name(self, name: str) -> bool:
+        return name in self.params or name in self.logged
 
     # -- resolving -------------------------------------------------------------------------
     def resolve(self, name: str) -> tuple[Any, str]:
@@ -121,8 +169,12 @@ class Config:
 
     @property
     def source(self) -> str:
-        """The dominant source: the first log read, else the README command, else the defaults."""
+        """The dominant source: the first log read (and the keys its peers disagree on), else the
+        README command, else the defaults."""
         for value, source in self.logged.values():
+            if self.disagreements:
+                keys = ", ".join(sorted(self.disagreements)[:4]) + ("..." if len(self.disagreements) > 4 else "")
+                return f"{source}; the reported runs' logs disagree on {keys}"
             return source
         for value, source in self.env.values():
             return source
@@ -143,19 +195,107 @@ class Config:
         return value, ev.used
 
 
-def _logged_pairs(text: str):
+def authoritative_logs(logs: dict[str, str], submission: dict | None) -> tuple[list[str], list[str]]:
+    """(logs of the runs the submission reports, the other logs), each in name order.
+
+    A log is a reported run's when it prints a score submission.json reports for a seed
+    (`seed_results[seed].val_bpb`): that decides between a seed's training log and a re-evaluation
+    log of the same seed. Failing that, a log belongs to a reported seed by its path
+    (`train_seed42.log`, `seed1337/run.log`) or a `seed: N` line. Without reported seeds, or when no
+    log matches, every log counts.
+    """
+    names = sorted(logs)
+    scores = _reported_scores(submission)
+    if scores:
+        mine = [name for name in names if any(score in logs[name] for score in scores)]
+        if mine:
+            return mine, [name for name in names if name not in mine]
+    reported = reported_seeds(submission)
+    if not reported:
+        return names, []
+    mine = [name for name in names if log_seed(name, logs[name]) in reported]
+    if not mine:
+        return names, []
+    return mine, [name for name in names if name not in mine]
+
+
+def _reported_scores(submission: dict | None) -> list[str]:
+    """The per-seed val_bpb values submission.json reports, as the text a log prints them with
+    (at least 6 decimals, so that a near score of another run does not match)."""
+    if not isinstance(submission, dict):
+        return []
+    out = []
+    for field_name in ("seed_results", "seeds"):
+        rows = submission.get(field_name)
+        for row in rows.values() if isinstance(rows, dict) else ():
+            value = row.get("val_bpb") if isinstance(row, dict) else None
+            if isinstance(value, float):
+                text = repr(value)
+                if len(text.partition(".")[2]) >= 6:
+                    out.append(text[: text.index(".") + 7])
+    return out
+
+
+def reported_seeds(submission: dict | None) -> set[int]:
+    """The seeds submission.json reports: `seeds` (a list, or a dict keyed by seed) and the keys of
+    `seed_results`."""
+    if not isinstance(submission, dict):
+        return set()
+    out: set[int] = set()
+    for field_name in ("seeds", "seed_results"):
+        value = submission.get(field_name)
+        items = value if isinstance(value, list) else list(value) if isinstance(value, dict) else []
+        for item in items:
+            digits = re.search(r"\d+", str(item))
+            if digits and not isinstance(item, bool):
+                out.add(int(digits.group()))
+    return out
+
+
+_SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
+_SEED_IN_TEXT = re.compile(r"^\s*seed\s*[:=]\s*(\d+)\s*$", re.MULTILINE)
+
+
+def log_seed(name: str, text: str) -> int | None:
+    """The seed a run log belongs to: from its file name, else from its `seed: N` line."""
+    m = _SEED_IN_NAME.search(name.rsplit("/", 1)[-1]) or _SEED_IN_NAME.search(name) or _SEED_IN_TEXT.search(
+        text[:200_000])
+    return int(m.group(1)) if m else None
+
+
+# values that change within a run (progress counters, timings, scores) are not configuration
+_PROGRESS = re.compile(r"^(seed|run_id|\w*_id|step|steps|step_avg|train_time|train_loss|val_loss|val_bpb|time|elapsed|lr|"
+                       r"tokens|bytes|\w*_(ms|s|time|loss|bpb|bytes|tokens|count|steps|avg))$")
+
+
+def _progress_key(key: str) -> bool:
+    return bool(_PROGRESS.match(key))
+
+
+def _logged_pairs(text: str, echoed: set[str] = frozenset()):
     """(key, raw value) pairs of a run log: lines made only of `key: value` / `key=value` pairs.
 
     Many logs print the source code first; a code line (`if h.etlb_enabled:del model`) is never
-    made only of pairs, so it is skipped.
+    made only of pairs, and a line that is a line of the submission's code (`    ttt_enabled=False,`
+    from an echoed call) is skipped.
     """
     for line in text.splitlines():
         stripped = line.strip()
-        if not stripped or len(stripped) > 400 or not _PAIRS_LINE.fullmatch(stripped):
+        if not stripped or len(stripped) > 400 or (":" not in stripped and "=" not in stripped):
+            continue
+        if not _PAIRS_LINE.fullmatch(stripped) or stripped in echoed:
             continue
         for key, raw in _LOG_PAIR.findall(stripped):
             if raw not in _KEYWORDS:
                 yield key, raw
+
+
+_NON_EVENTS = {"disabled", "skipped", "off"}  # `ngram_eval: SKIPPED`: the channel did not run
+
+
+def _logged_value(raw: str) -> Any:
+    """A logged value; `disabled` / `SKIPPED` / `off` read as False (a non-event, not a truthy word)."""
+    return False if raw.strip().lower() in _NON_EVENTS else _literal(raw)
 
 
 _NAMED = {"True": True, "False": False, "None": None}
@@ -196,10 +336,26 @@ def _is_environ(node: ast.AST) -> bool:
         isinstance(node, ast.Name) and node.id == "environ")
 
 
-def _env_params(assigns: Iterable[ast.AST]):
-    """Every `target = <expr reading one env var>` among the assignments (class bodies, functions)."""
+def _environ_lines(calls: list[ast.Call], code: list[str]) -> set[int] | None:
+    """Lines that may read the environment: the lines of `os.environ.get` / `os.getenv` calls and of
+    `environ[...]` subscripts in the text (None when no call list was given: every line may)."""
+    if not calls and not code:
+        return None
+    lines = {call.lineno for call in calls if _is_environ_read(call)}
+    for text in code:
+        if "environ[" in text:
+            lines.update(i for i, line in enumerate(text.splitlines(), 1) if "environ[" in line)
+    return lines
+
+
+def _env_params(assigns: Iterable[ast.AST], candidate_lines: set[int] | None = None):
+    """Every `target = <expr reading one env var>` among the assignments (class bodies, functions);
+    with `candidate_lines`, only assignments spanning one of those lines are walked."""
     for node in assigns:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            if candidate_lines is not None and not any(
+                    line in candidate_lines for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)):
+                continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             reads = [r for r in map(_is_environ_read, ast.walk(node.value)) if r]
             if len(reads) != 1:

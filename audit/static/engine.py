@@ -25,6 +25,7 @@ from audit.finding import Finding
 from audit.rulings import apply_rulings, context_date
 from audit.static.analysis import FileAnalysis, Index, parse_python
 from audit.static.config import Config
+from audit.static.inert import inert_lines
 from audit.static.rule import AuditContext, Rule, Snippet, SourceFile
 
 ENTRY_NAME = "train_gpt.py"
@@ -105,7 +106,9 @@ def context_from_sources(
     indexes = {path: Index.build(trees[path]) for path in order}
     shell = {"README.md": readme or ""}
     shell.update(commands or {})
-    config = Config.build([a for p in order for a in indexes[p].assigns], logs, shell)
+    config = Config.build([a for p in order for a in indexes[p].assigns], logs, shell, submission=submission,
+                          calls=[c for p in order for cs in indexes[p].calls.values() for c in cs],
+                          code=[sources[p] for p in order])
     files = []
     for path in order:
         src = ParsedSource(
@@ -127,6 +130,7 @@ def context_from_sources(
         other_files=list(other_files or []),
     )
     ctx.hyper = config  # the resolver itself, for rules that need a value's source
+    ctx.commands = dict(commands or {})  # shell scripts shipped with the submission
     return ctx
 
 
@@ -150,18 +154,24 @@ def context_from_snippet(snippet: Snippet, root: Path = Path(".")) -> AuditConte
             if name in COMMAND_FILES or name.endswith(".sh"):
                 commands[path] = text
             other.append(path)
-    return context_from_sources(
+    ctx = context_from_sources(
         sources, root=root, logs=logs, readme=readme, submission=submission, other_files=other, commands=commands
     )
+    ctx.manifests = {p: t for p, t in files.items() if p.endswith(".json") and Path(p).name != "submission.json"}
+    ctx.snippet_sizes = {p: len(t.encode("utf-8")) for p, t in files.items()}  # every file, as on disk
+    return ctx
 
 
 def run_rules(ctx: AuditContext, rules: list[Rule] | None = None) -> list[Finding]:
     """All findings of `rules` (default: every rule) on `ctx`, sorted by path, line, code.
 
-    A finding inside code the configuration makes unreachable is kept as a note with the reason.
+    A finding inside code the configuration makes unreachable, or inside a channel it makes inert
+    (audit/static/inert.py), is kept as a note with the reason.
     """
     rules = load_rules() if rules is None else rules
     unreachable = _unreachable_lines(ctx)
+    for where, reason in inert_lines(ctx).items():
+        unreachable.setdefault(where, reason)
     findings = []
     for rule in rules:
         for finding in rule.check(ctx):
@@ -175,7 +185,8 @@ def run_rules(ctx: AuditContext, rules: list[Rule] | None = None) -> list[Findin
                     path=finding.path,
                     line=finding.line,
                     col=finding.col,
-                    message=f"{finding.message} [unreachable: {reason}; config from {ctx.config_source}]",
+                    message=f"{finding.message} [{reason if reason.startswith('inert') else 'unreachable: ' + reason}; "
+                            f"config from {ctx.config_source}]",
                     evidence=finding.evidence,
                 )
             findings.append(finding)

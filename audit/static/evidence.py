@@ -61,6 +61,9 @@ def file_sizes(ctx: AuditContext) -> dict[str, int]:
     sub = getattr(ctx, "submission_files", None)
     if sub is not None:
         return dict(sub.sizes)
+    snippet = getattr(ctx, "snippet_sizes", None)
+    if snippet is not None:
+        return dict(snippet)
     return {path: len(text.encode("utf-8")) for path, text in original_texts(ctx).items()}
 
 
@@ -78,6 +81,23 @@ def lzma_wrapper_bytes(code: str) -> int:
     return len(head) + len(base64.b85encode(packed)) + len(tail)
 
 
+def packed_code_bytes(code: str) -> int:
+    """Bytes of `code` as the records pack it for accounting: minified (comments and docstrings
+    dropped, as `ast.unparse` of the tree without docstrings gives it), then an lzma+base85 wrapper.
+    Falls back to the wrapper of the text as is when it does not parse."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return lzma_wrapper_bytes(code)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body[0].value.value = ""
+    return lzma_wrapper_bytes(ast.unparse(tree))
+
+
 @dataclass
 class CodeInventory:
     entry: str
@@ -88,10 +108,17 @@ class CodeInventory:
     inlined: list[str] = field(default_factory=list)  # helpers / exec(open()) targets executed
     native: list[str] = field(default_factory=list)  # native sources / binaries shipped
     shipped: dict[str, int] = field(default_factory=dict)  # every code file of the folder -> bytes
+    blobs: dict[str, int] = field(default_factory=dict)  # shipped files the entry reads and execs -> bytes
+    blob_lines: dict[str, int] = field(default_factory=dict)  # blob -> line of the exec in the entry
 
     @property
     def shipped_bytes(self) -> int:
         return sum(self.shipped.values())
+
+    @property
+    def running_bytes(self) -> int:
+        """The code that runs as shipped: the entry, the files it inlines, and the blobs it execs."""
+        return self.entry_bytes + sum(self.shipped.get(p, 0) for p in self.inlined) + sum(self.blobs.values())
 
     @cached_property
     def wrapped_bytes(self) -> int:
@@ -114,6 +141,9 @@ def code_inventory(ctx: AuditContext) -> CodeInventory | None:
                      if path == entry or path.startswith(entry + "#")] if norm else []
         decoded = "\n".join(own_lines) if decoded_notes else raw
         shipped = {p: n for p, n in sizes.items() if p.endswith(CODE_SUFFIXES) and not p.startswith("<log>/")}
+        blob_lines = _exec_blobs(ctx, sizes)
+        blobs = {p: sizes[p] for p in blob_lines}
+        shipped.update(blobs)
         return CodeInventory(
             entry=entry,
             entry_bytes=len(raw.encode("utf-8")),
@@ -123,9 +153,38 @@ def code_inventory(ctx: AuditContext) -> CodeInventory | None:
             inlined=list(norm.helpers) if norm else [],
             native=sorted(p for p in shipped if p.endswith(NATIVE_SUFFIXES)),
             shipped=shipped,
+            blobs=blobs,
+            blob_lines=blob_lines,
         )
 
     return _cached(ctx, "inventory", build)
+
+
+_READS = {"open", "read_bytes", "read_text", "Path", "fromfile", "load"}
+
+
+def _exec_blobs(ctx: AuditContext, sizes: dict[str, int]) -> dict[str, int]:
+    """{shipped file: line} for the files an `exec`/`eval` in the entry reads its payload from
+    (`exec(lzma.decompress(open("code.xz", "rb").read()))`): the loader runs that file's code, so
+    the code bytes are the loader plus the blob. Python files the normaliser inlined are not blobs."""
+    entry = ctx.entry
+    tree = getattr(entry.analysis, "tree", None) if entry is not None else None
+    if tree is None:
+        return {}
+    by_name: dict[str, list[str]] = {}
+    for path in sizes:
+        if not path.endswith(".py") and not path.startswith("<log>/"):
+            by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    out: dict[str, int] = {}
+    for call in file_index(entry).of(ast.Call):
+        if not (isinstance(call.func, ast.Name) and call.func.id in ("exec", "eval") and call.args):
+            continue
+        for sub in ast.walk(call.args[0]):
+            if isinstance(sub, ast.Call) and _callee(sub) in _READS:
+                for text in string_constants(sub):
+                    for path in by_name.get(text.rsplit("/", 1)[-1], []):
+                        out.setdefault(path, entry.line_map(call.lineno)[1])
+    return out
 
 
 # -- logs -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
+from audit.static.bytes_provenance import bpb_origins
 from audit.static.evidence import file_index, line_text, python_files
 from audit.static.rule import Rule
 
@@ -46,6 +47,11 @@ class ByteLutRule(Rule):
     `len(piece.encode("utf-8"))` of the rest; at evaluation the space adds one byte only as
     `has_leading_space[tgt] & ~is_boundary[prev]`.
 
+    The tables checked are those whose values reach a reported bpb's denominator by data flow
+    (audit/static/bytes_provenance.py) in any file of the submission; only when no bpb denominator
+    can be followed are builders picked by name. A table of word-start booleans (`starts_word_lut`) that feeds a gate, not a
+    byte count, is not a byte table.
+
     Findings: a base byte count of `len(piece[1:]) + 1` while evaluation adds has_leading_space
     again (the double-counted space of #1672, same bug closed in #1545 and #1576); the "▁" marker
     never stripped (3 bytes counted for one space); byte-fallback pieces not special-cased
@@ -85,7 +91,25 @@ class ByteLutRule(Rule):
         "    b += has_leading_space_lut[tgt] & ~is_boundary_lut[prev]\n"
         "    return b\n"
     )
-    VALID = [_CANONICAL]
+    VALID = [
+        _CANONICAL,
+        # a word-start boolean table beside the canonical byte LUT: a gate, not a byte count
+        _CANONICAL + (
+            "def build_word_start_lut(sp, vocab_size):\n"
+            "    starts_word_lut = np.zeros(vocab_size, dtype=bool)\n"
+            "    for i in range(sp.vocab_size()):\n"
+            "        starts_word_lut[i] = sp.id_to_piece(i).startswith('\u2581')\n"
+            "    return starts_word_lut\n"
+            "def eval_val(model, sp, val_tokens, vocab_size):\n"
+            "    base_lut, space_lut, boundary_lut = build_sentencepiece_luts(sp, vocab_size)\n"
+            "    gate = build_word_start_lut(sp, vocab_size)\n"
+            "    x, y = val_tokens[:-1], val_tokens[1:]\n"
+            "    nll = model(x, y, gate[x])\n"
+            "    byte_count = count_bytes(base_lut, space_lut, boundary_lut, x, y).sum()\n"
+            "    val_bpb = nll.sum() / 0.6931471805599453 / byte_count\n"
+            "    return val_bpb\n"
+        ),
+    ]
     INVALID = [
         # #1672: the space in base bytes and again at evaluation; byte pieces and control tokens not handled
         "def build_sentencepiece_luts(sp, vocab_size):\n"
@@ -110,9 +134,15 @@ class ByteLutRule(Rule):
     def check(self, ctx):
         for src in python_files(ctx):
             index = file_index(src)
-            lut_fns = [fn for fns in src.analysis.functions.values() for fn in fns
-                       if index.callees.get(fn, set()) & _PIECE_CALLS and (_LUT_FN.search(fn.name) or any(
-                           _LUT_FN.search(n) for n in self._targets(fn)))]
+            piece_fns = [fn for fns in src.analysis.functions.values() for fn in fns
+                         if index.callees.get(fn, set()) & _PIECE_CALLS]
+            origins = [o for s in python_files(ctx) for o in bpb_origins(s)]
+            if origins:  # the builders whose tables reach a bpb denominator (none: a sidecar, a file)
+                builders = set().union(*(o.builders for o in origins if o.sentencepiece))
+                lut_fns = [fn for fn in piece_fns if fn in builders]
+            else:
+                lut_fns = [fn for fn in piece_fns if _LUT_FN.search(fn.name) or any(
+                    _LUT_FN.search(n) for n in self._targets(fn))]
             if not lut_fns:
                 continue
             space_adds = self._space_additions(index)
