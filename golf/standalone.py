@@ -65,6 +65,7 @@ def train_args_from_env(env: Mapping[str, str]) -> argparse.Namespace:
         data=data_folder(env),
         out=Path(env["OUT_DIR"]) if env.get("OUT_DIR") else default_out_dir(run_id),
         seed=None,  # SEED is read with the other hyperparameters
+        replace=False,  # a submission's run never replaces an earlier run folder
     )
 
 
