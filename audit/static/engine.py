@@ -11,6 +11,7 @@ unreachable to a note that says why. Nothing from the audited folder is imported
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import json
@@ -174,21 +175,18 @@ def run_rules(ctx: AuditContext, rules: list[Rule] | None = None) -> list[Findin
         unreachable.setdefault(where, reason)
     findings = []
     for rule in rules:
+        off_track = rule.record_track_only and ctx.non_record
         for finding in rule.check(ctx):
             reason = unreachable.get((finding.path, finding.line))
-            if reason and finding.severity != "note":
-                finding = Finding(
-                    code=finding.code,
-                    rule=finding.rule,
-                    severity="note",
-                    confidence=finding.confidence,
-                    path=finding.path,
-                    line=finding.line,
-                    col=finding.col,
-                    message=f"{finding.message} [{reason if reason.startswith('inert') else 'unreachable: ' + reason}; "
-                            f"config from {ctx.config_source}]",
-                    evidence=finding.evidence,
-                )
+            if finding.severity == "note":
+                pass
+            elif off_track:
+                finding = dataclasses.replace(finding, severity="note", message=(
+                    f"{finding.message} [not applicable: a non-record submission, whose track has no 10-minute budget]"))
+            elif reason:
+                finding = dataclasses.replace(finding, severity="note", message=(
+                    f"{finding.message} [{reason if reason.startswith('inert') else 'unreachable: ' + reason}; "
+                    f"config from {ctx.config_source}]"))
             findings.append(finding)
     findings = apply_rulings(findings, *context_date(ctx))  # severities of dated rulings follow the date
     return sorted(findings, key=lambda f: (f.path, f.line, f.code, f.col, f.message))

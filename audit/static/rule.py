@@ -10,6 +10,7 @@ read several files (logs, README.md, submission.json, helper modules).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Union
@@ -19,6 +20,7 @@ import libcst as cst
 from audit.finding import Finding
 
 Snippet = Union[str, dict]
+NON_RECORD = re.compile(r"non[-_ ]?record", re.IGNORECASE)  # "non-record", "non_record_16mb", "Non Record"
 
 
 @dataclass
@@ -50,6 +52,17 @@ class AuditContext:
     def entry(self) -> SourceFile | None:
         return self.files[0] if self.files else None
 
+    @property
+    def non_record(self) -> bool:
+        """A non-record submission: in a records/track_non_record_* folder, or so described by its
+        submission.json (name, track, submission_type). The 10-minute track's time budgets and its
+        significance rule do not apply to it (the non-record track allows unlimited compute)."""
+        if any(part.startswith("track_non_record") for part in self.root.parts):
+            return True
+        meta = self.submission if isinstance(self.submission, dict) else {}
+        described = " ".join(str(meta.get(key, "")) for key in ("name", "track", "submission_type"))
+        return bool(NON_RECORD.search(described))
+
 
 class Rule:
     """Base class of every static rule; subclasses set the class attributes and implement check()."""
@@ -58,6 +71,7 @@ class Rule:
     rule: ClassVar[str]
     severity: ClassVar[str] = "error"
     confidence: ClassVar[str] = "high"
+    record_track_only: ClassVar[bool] = False  # a 10-minute-track budget: only a note on a non-record submission
     references: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str]
     VALID: ClassVar[list[Snippet]] = []

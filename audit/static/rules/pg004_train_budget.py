@@ -73,6 +73,7 @@ class TrainingBudget(Rule):
     rule = "BUD-T"
     severity = "error"
     confidence = "high"
+    record_track_only = True
     references = ("#1908", "#1956", "#569", "#609", "#1868")
     summary = "training over 600 s, or a fixed step count that ignores the wallclock cap"
 
@@ -82,6 +83,9 @@ class TrainingBudget(Rule):
         {"train_gpt.py": "print(1)\n",
          "train_seed1.log": "stopping_early: wallclock_cap train_time:588015ms step:5082/20000\n"
                             "GPTQ:collected 67 Hessians in 11.3s\n"},
+        # the non-record track has no 10-minute budget
+        {"train_gpt.py": "print(1)\n", "submission.json": '{"name": "x", "track": "non_record_16mb"}',
+         "train_seed42.log": "4945/20000 train_loss: 2.81 train_time: 7601153ms step_avg: 121.5ms\n"},
     ]
     INVALID = [
         {"train_gpt.py": "import os\nforced = int(os.environ.get('FORCE_STOP_STEP', '0'))\n"

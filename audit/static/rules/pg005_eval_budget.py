@@ -52,6 +52,7 @@ class EvalBudget(Rule):
     rule = "BUD-E"
     severity = "error"
     confidence = "medium"
+    record_track_only = True
     references = ("#529", "#1972", "#2121", "#1530")
     summary = "evaluation over 600 s, or an eval timer started after the eval's warm-up"
 
@@ -61,6 +62,9 @@ class EvalBudget(Rule):
         "    loss = eval_val_ttt(model, val_tokens)\n    return loss, time.perf_counter() - t0\n",
         {"train_gpt.py": "print(1)\n",
          "train_seed1.log": "final_ttt val_loss:2.79 val_bpb:1.0821 eval_time:293430ms\n"},
+        # the non-record track has no 10-minute budget
+        {"train_gpt.py": "print(1)\n", "submission.json": '{"name": "x", "track": "non-record-unlimited-compute-16mb"}',
+         "train_seed1.log": "quantized_ttt val_loss:2.79 val_bpb:1.0821 eval_time:688000ms\n"},
     ]
     INVALID = [
         "import time\ndef run_eval(model, val_tokens):\n    for _ in range(3):  # compile warm-up\n"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 
 from audit.static.evidence import claims, run_logs
-from audit.static.rule import Rule
+from audit.static.rule import NON_RECORD, Rule
 
 MIN_SEEDS = 3
-_NON_RECORD = re.compile(r"non[- ]?record", re.IGNORECASE)
 
 
 class ClaimedSeeds(Rule):
@@ -66,9 +64,8 @@ class ClaimedSeeds(Rule):
         elif claim is not None and runs and len(logged or runs) < claim[0]:
             yield self.finding(None, 0, f"{claim[1]} claims {claim[0]} seeds, the folder has "
                                f"{len(logged or runs)} run log(s)", path=path)
-        name = f"{meta.get('name', '')} {ctx.readme or ''}"
         count = claim[0] if claim is not None else len(logged)
         presented = ctx.readme is not None or ctx.submission is not None  # something presents it as a record
-        if presented and runs and count < MIN_SEEDS and not _NON_RECORD.search(name):
+        if presented and runs and count < MIN_SEEDS and not (ctx.non_record or NON_RECORD.search(ctx.readme or "")):
             yield self.finding(None, 0, f"{count} seed(s): a record needs at least {MIN_SEEDS} runs of the submitted "
                                "configuration", path=path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 
 from audit.leaderboard import REPO_ENV, Row, per_seed_scores, significance_table, standing_record
 from audit.rulings import context_date, stat1_severity
@@ -14,7 +13,6 @@ from golf.errors import GolfError
 
 RECORD_ENV = "GOLF_RECORD"  # an explicit record val_bpb (takes precedence over the repository)
 CLAIMED_BASELINE_KEYS = ("comparison_baseline_bpb", "baseline_bpb", "previous_record_bpb")
-_NON_RECORD = re.compile(r"non[-_ ]?record", re.IGNORECASE)
 
 
 def _seeds(path: str, bpb: list[float], loss: list[float] | None = None) -> dict:
@@ -63,11 +61,9 @@ class Significance(Rule):
     ]
 
     def check(self, ctx):
-        meta = ctx.submission if isinstance(ctx.submission, dict) else {}
-        described = f"{meta.get('name', '')} {meta.get('track', '')} {meta.get('submission_type', '')}"
-        in_non_record_track = any(part.startswith("track_non_record") for part in ctx.root.parts)
-        if _NON_RECORD.search(described) or in_non_record_track:
+        if ctx.non_record:
             return
+        meta = ctx.submission if isinstance(ctx.submission, dict) else {}
         bpb, losses, source = self._candidate(ctx, meta)
         if not bpb:
             return
