@@ -46,8 +46,10 @@ class DeviceMap(TorchFunctionMode):
             self.record.note(f"Tensor.{name} as identity")
             return args[0]
         if any(_is_cuda(a) for a in args):
-            args = tuple(_to_cpu(a) for a in args)
             self.record.note("cuda-device-map")
+            if func is torch.device:  # torch.device("cuda", N)
+                return CPU
+            args = tuple(_to_cpu(a) for a in args)
         device = kwargs.get("device")
         if device is not None and (_is_cuda(device) or (type(device) is int and name != "get_device")):
             kwargs = {**kwargs, "device": CPU}
