@@ -71,10 +71,16 @@ _META = {
     "__get__", "_version", "names", "is_sparse", "is_inference",
 }
 
-(K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META, K_SELECT) = range(12)
+(K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META, K_SELECT,
+ K_OPAQUE) = range(13)
+_TORCH_NAMESPACES = {"aten", "prims", "_c10d_functional", "c10d", "quantized", "profiler"}
 
 
 def _classify(func) -> int:
+    if isinstance(func, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
+        # a custom op (torch.library): its body runs outside the mode
+        namespace = getattr(func, "namespace", None) or str(func).split(".")[0]
+        return K_OTHER if namespace in _TORCH_NAMESPACES else K_OPAQUE
     name = getattr(func, "__name__", "")
     if name in _META or getattr(getattr(func, "__self__", None), "__name__", "") in _META:
         return K_META
@@ -131,6 +137,9 @@ class LedgerData:
     dists: dict = field(default_factory=dict)  # position -> list of (seq, log-distribution)
     network: list = field(default_factory=list)  # dicts: host, port, site, t
     untraced_losses: int = 0  # loss calls after the val tokens were loaded whose targets carried no shadow
+    opaque: dict = field(default_factory=dict)  # label -> {calls, val_calls, val_positions}: calls the mode cannot see into
+    emulation: list = field(default_factory=list)  # the CUDA-emulation shims applied (audit.replay.emulation)
+    gaps: list = field(default_factory=list)  # dicts: code, what, detail (what the emulation could not provide)
     fingerprint: float | None = None  # sum of the tracked parameters when the first score was made
     first_update_seq: np.ndarray | None = None
     first_grad_update_seq: np.ndarray | None = None
@@ -274,6 +283,11 @@ class Tracker(TorchFunctionMode):
                     if id(a) in shadows:
                         hit = True
                         break
+        if kind == K_OPAQUE:
+            out = func(*args, **kwargs)
+            with torch._C.DisableTorchFunction():
+                self.opaque_call(str(func), self._positions_in(args, kwargs) if hit else np.zeros(0, dtype=np.int64))
+            return out
         if not hit or kind == K_META:
             if kind >= K_SETITEM and kind <= K_INDEXED and not self._in_step and args:
                 self._check_direct_write(func, args)
@@ -786,6 +800,22 @@ class Tracker(TorchFunctionMode):
                 frames.append((name, f.f_lineno, f.f_code.co_name))
             f = f.f_back
         return tuple(reversed(frames))
+
+    def opaque_call(self, label: str, positions: np.ndarray) -> None:
+        """A computation the mode cannot see into (a custom op's body, a Triton kernel): its outputs
+        may depend on all its inputs, so the validation positions among them count as consumed
+        (an update that follows was fed them) and the call is listed."""
+        entry = self.ledger.opaque.setdefault(label, dict(calls=0, val_calls=0, val_positions=0))
+        entry["calls"] += 1
+        if positions.size:
+            entry["val_calls"] += 1
+            entry["val_positions"] += int(positions.size)
+            self._consume(positions, torch.is_grad_enabled())
+
+    def opaque_tensors(self, label: str, tensors) -> None:
+        """opaque_call for the tensors a kernel launch receives."""
+        with torch._C.DisableTorchFunction():
+            self.opaque_call(label, self._positions_in(tuple(tensors), {}))
 
     def network_attempt(self, host, port) -> None:
         self.ledger.network.append(dict(host=str(host), port=port, site=self._site(), t=_wall()))
