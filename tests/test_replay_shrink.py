@@ -130,3 +130,9 @@ def test_the_vocabulary_comes_from_the_default_data_path_and_caseops_from_its_fl
     assert plan.vocab_size == 8192 and not plan.caseops
     (folder / "train.log").write_text("  caseops_enabled: True\n")
     assert plan_shrink(folder).caseops
+
+
+def test_a_log_that_prints_the_source_does_not_set_a_type_name_as_a_value(tmp_path):
+    log = "def __init__(\n        model_dim: int,\n        tie_embeddings: bool,\n):\n  ttt_enabled: True\n"
+    plan = plan_shrink(submission(tmp_path, logs={"train.txt": log}))
+    assert plan.shrunk["MODEL_DIM"] == "512->64" and plan.env["TTT_ENABLED"] == "1"

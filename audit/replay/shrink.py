@@ -144,6 +144,30 @@ def _hard_coded_toy(name: str, literal: int | float) -> int | float | None:
     return None if rule is None else rule(literal, {"MODEL_DIM": TOY_WIDTH})
 
 
+def _compatible(value: Any, default: Any) -> bool:
+    """Whether a logged value can be what the code read (a number where the default is one: a log that
+    prints the source shows `model_dim: int,` in a signature, which is no value)."""
+    numeric_default = _number(default) is not None or (isinstance(default, str) and _literal_number(default))
+    return not numeric_default or isinstance(value, (bool, int, float))
+
+
+def _literal_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _resolve(config: Config, unlogged: Config, param: Param) -> tuple[Any, str]:
+    """(value, source) of a parameter; a logged value the code could not have read falls back to the
+    README command or the default."""
+    value, source = config.resolve(param.env)
+    if source.startswith("log:") and not _compatible(value, param.default):
+        return unlogged.resolve(param.env)
+    return value, source
+
+
 def _params_by_env(config: Config) -> dict[str, Param]:
     return {p.env: p for p in config.params.values()}
 
@@ -193,9 +217,10 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
     plan = ShrinkPlan(ignored_logs=eval_only_logs(sub.logs))
     logs = {name: text for name, text in sub.logs.items() if name not in plan.ignored_logs}
     assigns = [n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))]
-    config = Config.build(assigns, logs, {"README.md": sub.readme or "", **sub.commands})
+    commands = {"README.md": sub.readme or "", **sub.commands}
+    config, unlogged = Config.build(assigns, logs, commands), Config.build(assigns, {}, commands)
     params = _params_by_env(config)
-    values = {env: config.resolve(env) for env in params}
+    values = {env: _resolve(config, unlogged, params[env]) for env in params}
     numbers = {env: _number(v) for env, (v, _) in values.items()}
     hard = {name: lit for name, lit in _hard_coded_sizes(tree).items() if name not in params}
 
