@@ -151,6 +151,7 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         "ranks": len(ledgers),
         "emulation": _merged_emulation(ledgers),
         "opaque_calls": _merged_opaque(ledgers),
+        "ledger_bytes_per_position": max(led.get("bytes_per_position", 0.0) for led in ledgers),
     }
     if rep.val_bpb is None:
         findings.append(make_finding("RP006", "TTT-2", locator.innermost(()), "the log reports no val_bpb: the counted pass "

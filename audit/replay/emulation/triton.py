@@ -46,6 +46,7 @@ def normalised_source(src: str) -> str:
 
 
 def kernel_hash(src: str) -> str:
+    """The short name of a kernel in the report: a digest of its normalised source."""
     return hashlib.sha1(normalised_source(src).encode()).hexdigest()[:10]
 
 
@@ -131,9 +132,9 @@ def install(record, on_opaque) -> None:
 
     def resolve(fn):
         if id(fn) not in known:
-            norm = normalised_source(textwrap.dedent(inspect.getsource(fn)))
-            params = list(inspect.signature(fn).parameters)
-            known[id(fn)] = (hashlib.sha1(norm.encode()).hexdigest()[:10], norm, params, identify(norm, params))
+            src = textwrap.dedent(inspect.getsource(fn))
+            norm, params = normalised_source(src), list(inspect.signature(fn).parameters)
+            known[id(fn)] = (kernel_hash(src), norm, params, identify(norm, params))
         return known[id(fn)]
 
     def run(self, *args, grid, warmup, **kwargs):
