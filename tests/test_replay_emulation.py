@@ -4,6 +4,8 @@ leaves a CUDA machine unemulated."""
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -148,3 +150,33 @@ def test_auto_emulates_only_without_cuda(monkeypatch):
     assert emulation.wanted({}) is False and emulation.wanted({"GOLF_REPLAY_EMULATE": "auto"}) is False
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert emulation.wanted({}) is True
+
+
+@torch.library.custom_op("golftest::opaque_ce", mutates_args=())
+def opaque_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+
+
+def test_a_custom_op_is_opaque_its_val_inputs_feed_the_next_update():
+    from audit.replay.tracker import Tracker
+
+    stream = np.random.default_rng(0).integers(4, 11, size=200).astype(np.int64)
+    tracker = Tracker(stream)
+    tracker.install_hooks()
+    model = torch.nn.Linear(4, 11)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    try:
+        with tracker:
+            val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
+            y = val[1:33]
+            weights = opaque_ce(torch.randn(32, 11), y)  # e.g. per-token losses weighting a training loss
+            loss = (model(torch.randn(32, 4)).sum(-1) * weights).mean()
+            loss.backward()
+            opt.step()
+    finally:
+        tracker.remove_hooks()
+    led = tracker.ledger
+    assert led.opaque == {"golftest.opaque_ce.default": {"calls": 1, "val_calls": 1, "val_positions": 32}}
+    assert not led.scores  # the loss inside the op is not visible
+    (step,) = [m for m in led.mutations if m["kind"] == "optimizer"]
+    assert step["fed"] == 32 and step["fed_min"] == 1 and step["unscored"] == 32
