@@ -149,7 +149,7 @@ def _validation_stream(pattern: str) -> tuple[np.ndarray, list[int]]:
     files = list_shards(pattern)
     parts = [np.asarray(read_shard(p)) for p in files]
     starts = np.cumsum([0] + [p.size for p in parts])[:-1].tolist()
-    return np.concatenate(parts).astype(np.int64), starts
+    return np.concatenate(parts).astype(np.int32), starts
 
 
 def main(argv: list[str]) -> int:

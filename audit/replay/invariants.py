@@ -151,6 +151,7 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         "ranks": len(ledgers),
         "emulation": _merged_emulation(ledgers),
         "opaque_calls": _merged_opaque(ledgers),
+        "ledger_bytes_per_position": max(led.get("bytes_per_position", 0.0) for led in ledgers),
     }
     if rep.val_bpb is None:
         findings.append(make_finding("RP006", "TTT-2", locator.innermost(()), "the log reports no val_bpb: the counted pass "
@@ -313,9 +314,16 @@ def _merged_opaque(ledgers) -> dict:
 
 
 def _check_gaps(ledgers, locator) -> list[Finding]:
-    gaps = list({(g["code"], g["detail"]): g for led in ledgers for g in led.get("gaps", [])}.values())
-    return [make_finding(g["code"], "FMT-1", locator.innermost(()), f"the replay could not run the submission to its end on "
-                         f"this machine: {g['detail']}", severity="warning", confidence="low") for g in gaps]
+    """What the emulation could not provide (the run stopped there): a warning, not a verdict."""
+    out = []
+    gaps = {(g["code"], g["detail"]): g for led in ledgers for g in led.get("gaps", [])}
+    for (code, detail), _ in gaps.items():
+        message = f"the replay could not run the submission to its end on this machine: {detail}"
+        if code == "RP070":
+            out.append(make_finding("RP070", "FMT-1", locator.innermost(()), message, severity="warning", confidence="low"))
+        else:
+            out.append(make_finding("RP071", "FMT-1", locator.innermost(()), message, severity="warning", confidence="low"))
+    return out
 
 
 def _check_c2(ledgers, locator) -> list[Finding]:

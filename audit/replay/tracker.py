@@ -140,6 +140,7 @@ class LedgerData:
     opaque: dict = field(default_factory=dict)  # label -> {calls, val_calls, val_positions}: calls the mode cannot see into
     emulation: list = field(default_factory=list)  # the CUDA-emulation shims applied (audit.replay.emulation)
     gaps: list = field(default_factory=list)  # dicts: code, what, detail (what the emulation could not provide)
+    bytes_per_position: float = 0.0  # the recorder's per-position memory (stream, content index, first-event tables)
     fingerprint: float | None = None  # sum of the tracked parameters when the first score was made
     first_update_seq: np.ndarray | None = None
     first_grad_update_seq: np.ndarray | None = None
@@ -160,9 +161,10 @@ class Tracker(TorchFunctionMode):
         self.submission_files = tuple(os.path.abspath(f) for f in submission_files)
         self.capture = frozenset(int(p) for p in capture)
         self.ledger = LedgerData(rank=rank, world=world, stream_len=n, started=_wall())
-        self.ledger.first_update_seq = np.full(n, -1, dtype=np.int64)
-        self.ledger.first_grad_update_seq = np.full(n, -1, dtype=np.int64)
-        self.ledger.first_score_seq = np.full(n, -1, dtype=np.int64)
+        # int32: event numbers stay far below 2**31, and these tables are most of the ledger's memory
+        self.ledger.first_update_seq = np.full(n, -1, dtype=np.int32)
+        self.ledger.first_grad_update_seq = np.full(n, -1, dtype=np.int32)
+        self.ledger.first_score_seq = np.full(n, -1, dtype=np.int32)
         self._shadows: dict[int, tuple] = {}
         self._kinds: dict = {}
         self._seq = 0
@@ -217,7 +219,7 @@ class Tracker(TorchFunctionMode):
         candidates = list(self.starts)
         if self._content_index is None and self.stream.size <= (1 << 24):
             keys = self._gram_keys(self.stream)
-            order = np.argsort(keys, kind="stable")
+            order = np.argsort(keys, kind="stable").astype(np.int32)
             self._content_index = (keys[order], order)
         if self._content_index is not None and n >= 4:
             keys, order = self._content_index
@@ -822,6 +824,10 @@ class Tracker(TorchFunctionMode):
 
     def finish(self) -> LedgerData:
         self._check_versions()
+        led = self.ledger
+        tables = [self.stream, led.first_update_seq, led.first_grad_update_seq, led.first_score_seq]
+        tables += list(self._content_index or ())
+        led.bytes_per_position = sum(t.nbytes for t in tables) / max(1, self.stream.size)
         for event in self.ledger.scores:
             base = event["instance_base"]
             event["reduced"] = self._reduced[base:base + event["positions"].size].copy()

@@ -16,8 +16,10 @@ launch raises EmulationGap naming the kernel (a replay finding, not a crash).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import re
+import textwrap
 import tokenize
 
 import torch
@@ -44,6 +46,7 @@ def normalised_source(src: str) -> str:
 
 
 def kernel_hash(src: str) -> str:
+    """The short name of a kernel in the report: a digest of its normalised source."""
     return hashlib.sha1(normalised_source(src).encode()).hexdigest()[:10]
 
 
@@ -117,24 +120,25 @@ def identify(norm: str, params: list[str]):
 
 
 def install(record, on_opaque) -> None:
-    """Hook every Triton launch; `on_opaque(label, tensors)` tells the ledger of a kernel it cannot see into."""
+    """Hook every Triton launch, compiled or interpreted (TRITON_INTERPRET=1 makes triton.jit return
+    interpreted functions); `on_opaque(label, tensors)` tells the ledger of a kernel it cannot see into."""
     try:
+        from triton.runtime.interpreter import InterpretedFunction
         from triton.runtime.jit import JITFunction
     except ImportError:
         return
+    interpret = InterpretedFunction.run
     known: dict[int, tuple] = {}
 
     def resolve(fn):
         if id(fn) not in known:
-            norm = normalised_source(fn.src)
-            h = hashlib.sha1(norm.encode()).hexdigest()[:10]
-            found = identify(norm, list(fn.arg_names))
-            known[id(fn)] = (h, norm, found)
+            src = textwrap.dedent(inspect.getsource(fn))
+            norm, params = normalised_source(src), list(inspect.signature(fn).parameters)
+            known[id(fn)] = (kernel_hash(src), norm, params, identify(norm, params))
         return known[id(fn)]
 
     def run(self, *args, grid, warmup, **kwargs):
-        h, norm, found = resolve(self)
-        params = list(self.arg_names)
+        h, norm, params, found = resolve(self.fn)
         # detached views: a kernel writes its outputs in place, outside autograd
         bound = [a.detach() if isinstance(a, torch.Tensor) else a
                  for a in list(args) + [kwargs[p] for p in params[len(args):] if p in kwargs]]
@@ -144,13 +148,13 @@ def install(record, on_opaque) -> None:
             runner(bound, kwargs)
             return None
         tensors = [a for a in bound if isinstance(a, torch.Tensor)]
-        if not _HALF.search(norm) and len(tensors) == sum(isinstance(a, torch.Tensor) for a in args):
-            from triton.runtime.interpreter import InterpretedFunction
-
+        if not _HALF.search(norm) and all(type(a).__name__ != "TensorDescriptor" for a in bound):
             record.note(f"triton kernel {h} interpreted (fp32)")
             on_opaque(f"triton kernel {h}", tensors)
-            return InterpretedFunction(self.fn)[grid](*args, **kwargs)
+            runner = self if isinstance(self, InterpretedFunction) else InterpretedFunction(self.fn)
+            return interpret(runner, *args, grid=grid, warmup=warmup, **kwargs)
         raise EmulationGap("RP071", f"triton kernel {h}", f"Triton kernel {self.fn.__name__} (source hash {h}) has no torch "
                            "equivalent in the replay and works in half precision (the interpreter computes zeros there)")
 
     JITFunction.run = run
+    InterpretedFunction.run = run
