@@ -59,3 +59,18 @@ def test_packages_not_installed_are_named_in_one_note_and_installed_ones_are_not
     assert missing_requirements(tmp_path) == []
     (tmp_path / "requirements.txt").unlink()
     assert missing_requirements(tmp_path) == []
+
+
+def test_the_entry_is_train_gpt_py_else_the_variant_the_static_audit_picks(tmp_path):
+    from audit.replay.run import entry_of
+
+    (tmp_path / "configs.py").write_text("X = 1\n")
+    (tmp_path / "train_gpt_mega.py").write_text("import configs\nprint(configs.X)\n")
+    assert entry_of(tmp_path) == "train_gpt_mega.py"
+    (tmp_path / "train_gpt.py").write_text("print(1)\n")
+    assert entry_of(tmp_path) == "train_gpt.py"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no code\n")
+    with pytest.raises(GolfError):
+        entry_of(empty)

@@ -1,4 +1,5 @@
-"""`run_replay`: run a submission's train_gpt.py under the boot module, read its ledger, judge it.
+"""`run_replay`: run a submission's train_gpt.py (or its train_gpt_<variant>.py) under the boot module,
+read its ledger, judge it.
 
 Inputs follow parameter-golf's conventions: DATA_PATH, TOKENIZER_PATH and VOCAB_SIZE from the
 environment when set, else the `data`/`tokenizer` arguments, else synthetic shards in the real
@@ -89,10 +90,23 @@ def resolve_inputs(env: dict, data: Path | None, tokenizer: Path | None, plan: "
     return ReplayData(Path(layout.val_pattern).parent, val_pattern, layout.tokenizer_path, vocab)
 
 
+def entry_of(folder: Path) -> str:
+    """The file a replay runs: train_gpt.py, else the entry the static audit chooses (a folder whose
+    script is named train_gpt_<variant>.py); GolfError when there is none."""
+    if (folder / "train_gpt.py").is_file():
+        return "train_gpt.py"
+    from audit.submission import load_submission
+
+    entry = load_submission(folder).entry
+    if "/" in entry or not entry.startswith("train"):
+        raise GolfError(f"{folder}: no train_gpt.py to replay")
+    return entry
+
+
 def _stage(folder: Path, run_folder: Path) -> Path:
     """A copy of the submission folder to run in (without its shipped logs and data links)."""
     shutil.copytree(folder, run_folder, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_COPIED))
-    return run_folder / "train_gpt.py"
+    return run_folder / entry_of(folder)
 
 
 def _launch(script: Path, env: dict, nproc: int, timeout_s: float, out: Path) -> str:
@@ -178,8 +192,7 @@ def run_replay(folder: Path, *, data: Path | None = None, tokenizer: Path | None
     from golf.data.tokenizer import build_byte_luts, load_tokenizer
 
     folder = Path(folder).resolve()
-    if not (folder / "train_gpt.py").is_file():
-        raise GolfError(f"{folder}: no train_gpt.py to replay")
+    entry_of(folder)  # GolfError before any work when there is nothing to run
     if nproc < 1:
         raise GolfError(f"--nproc must be at least 1, got {nproc}")
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="golf-replay-"))
