@@ -114,7 +114,8 @@ def test_logs_of_eval_only_reruns_are_not_the_main_runs_configuration(tmp_path):
     main = "  ttt_enabled: False\n  eval_stride: 64\n"
     rerun = "TTT_EVAL_ONLY=1 - skipping training, loading the saved artifact\n  ttt_enabled: True\n  eval_stride: 32\n"
     logs = {"a_rerun.log": rerun, "train_seed1.log": main}
-    assert eval_only_logs({"x.log": "  ttt_only: True\n", "y.log": "  ttt_only: False\n", "z.log": "# TTT_EVAL_ONLY: skip"}) == ["x.log"]
+    assert eval_only_logs({"x.log": "  ttt_only: True\n", "y.log": "  ttt_only: False\n", "z.log": "# TTT_EVAL_ONLY: skip",
+                           "code.log": '    if ttt_eval_only:\n        log("TTT_EVAL_ONLY=1 - skipping")\n'}) == ["x.log"]
     plan = plan_shrink(submission(tmp_path, logs=logs))
     assert plan.ignored_logs == ["a_rerun.log"]
     assert "TTT_ENABLED" not in plan.env  # the main run's False is the default

@@ -51,7 +51,8 @@ MLP_MULT = 2
 VAL_TOKENS = 8192
 HARD_CODED_SLACK = 4  # a literal size up to this multiple of its toy value still replays in time
 
-_EVAL_ONLY_FLAG = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*_ONLY)\s*[:=]\s*(1|true|yes|on)\b", re.IGNORECASE)
+# at the start of a line: a log that prints its source shows `log("TTT_EVAL_ONLY=1 ...")` in code
+_EVAL_ONLY_FLAG = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*_ONLY)\s*[:=]\s*(1|true|yes|on)\b", re.IGNORECASE | re.MULTILINE)
 _VOCAB_IN_PATH = re.compile(r"fineweb10B_sp(\d+)|fineweb_(\d+)_bpe")
 # names whose logged value belongs to the machine or the run, not to the configuration
 _RUNTIME = {"SEED", "RUN_ID", "RANK", "LOCAL_RANK", "WORLD_SIZE", "VOCAB_SIZE", "MASTER_ADDR", "MASTER_PORT"}
