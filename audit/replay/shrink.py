@@ -31,7 +31,6 @@ from typing import Any, Callable
 
 from audit.finding import Finding
 from audit.static.config import UNKNOWN, Config, Param
-from golf.errors import GolfError
 
 SEQ = 128
 TOY_WIDTH = 64
@@ -205,7 +204,8 @@ def _vocab(config: Config, params: dict[str, Param], text: str) -> int | None:
 
 
 def plan_shrink(folder: str | Path) -> ShrinkPlan:
-    """The toy-size environment of the submission in `folder` (read statically; GolfError if unreadable)."""
+    """The toy-size environment of the submission in `folder`, read statically (GolfError for an
+    unreadable folder; an empty plan for code this Python cannot parse: the boot module reports it)."""
     from audit.static.analysis import parse_python
     from audit.submission import load_submission, normalize_entry
 
@@ -213,8 +213,8 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
     normalized = normalize_entry(sub)
     try:
         tree = normalized.tree or parse_python(normalized.text, sub.entry)
-    except SyntaxError as exc:
-        raise GolfError(f"{sub.entry}:{exc.lineno}: cannot read its hyperparameters: {exc.msg}") from None
+    except SyntaxError:
+        return ShrinkPlan()
     plan = ShrinkPlan(ignored_logs=eval_only_logs(sub.logs))
     logs = {name: text for name, text in sub.logs.items() if name not in plan.ignored_logs}
     assigns = [n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))]
@@ -222,8 +222,21 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
     config, unlogged = Config.build(assigns, logs, commands), Config.build(assigns, {}, commands)
     params = _params_by_env(config)
     values = {env: _resolve(config, unlogged, params[env]) for env in params}
-    numbers = {env: _number(v) for env, (v, _) in values.items()}
     hard = {name: lit for name, lit in _hard_coded_sizes(tree).items() if name not in params}
+
+    _shrink_sizes(plan, values, hard)
+    _note_hard_coded(plan, hard, normalized.line_map)
+    _keep_logged(plan, values, params)
+    plan.vocab_size = _vocab(config, params, normalized.text)
+    plan.caseops = any("CASEOPS" in env and values[env][0] not in (UNKNOWN, None, False, 0, "0", "")
+                       for env in params)
+    return plan
+
+
+def _shrink_sizes(plan: ShrinkPlan, values: dict[str, tuple[Any, str]], hard: dict[str, tuple[int, int]]) -> None:
+    """Toy values for the sizes the code reads from the environment; a logged or README size is set
+    even where it is already small (the default would otherwise replace it)."""
+    numbers = {env: _number(v) for env, (v, _) in values.items()}
 
     def number(name: str) -> int | None:
         value = numbers.get(name)
@@ -244,15 +257,24 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
             plan.shrunk[env] = f"{value}->{new}"
         if new != value or values[env][1] != "default":
             plan.env[env] = _env_text(new)
+
+
+def _note_hard_coded(plan: ShrinkPlan, hard: dict[str, tuple[int, int]], line_map: Callable) -> None:
+    """RP090 for each size the code fixes far above its toy value."""
     for name, (literal, line) in sorted(hard.items()):
         toy = _hard_coded_toy(name, literal)
         if toy is not None and literal > HARD_CODED_SLACK * max(toy, 1):
-            path, line = normalized.line_map(line)
+            path, line = line_map(line)
             plan.shrunk[name] = f"{literal} (hard-coded)"
             plan.findings.append(Finding(
                 "RP090", "FMT-1", "note", "high", path, line, 0,
                 f"could not shrink {name} = {literal}: the code fixes it (no environment variable); the replay "
                 f"runs it as written", evidence=f"{name.lower()} = {literal}"))
+
+
+def _keep_logged(plan: ShrinkPlan, values: dict[str, tuple[Any, str]], params: dict[str, Param]) -> None:
+    """Every other value the logs or the README set (evaluation-path flags above all), as they set it;
+    never a `*_ONLY` flag, a path, or a value of the machine (rank, seed, run id)."""
     for env, (value, source) in sorted(values.items()):
         if source in ("", "default") or env in plan.env or env in _RUNTIME or _RUNTIME_PART.search(env):
             continue
@@ -266,7 +288,3 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
             continue
         plan.env[env] = text
         plan.kept[env] = f"{text} ({source})"
-    plan.vocab_size = _vocab(config, params, normalized.text)
-    plan.caseops = any("CASEOPS" in env and values[env][0] not in (UNKNOWN, None, False, 0, "0", "")
-                       for env in params)
-    return plan
