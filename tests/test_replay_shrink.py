@@ -137,3 +137,9 @@ def test_a_log_that_prints_the_source_does_not_set_a_type_name_as_a_value(tmp_pa
     log = "def __init__(\n        model_dim: int,\n        tie_embeddings: bool,\n):\n  ttt_enabled: True\n"
     plan = plan_shrink(submission(tmp_path, logs={"train.txt": log}))
     assert plan.shrunk["MODEL_DIM"] == "512->64" and plan.env["TTT_ENABLED"] == "1"
+
+
+def test_a_readme_value_the_code_could_not_read_falls_back_to_the_default(tmp_path):
+    readme = "Run with **TTT_EPOCHS=2** and ITERATIONS=0.04**.\n"
+    plan = plan_shrink(submission(tmp_path, readme=readme))
+    assert plan.env["ITERATIONS"] == "3" and plan.shrunk["ITERATIONS"] == "20000->3"

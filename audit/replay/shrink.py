@@ -159,13 +159,14 @@ def _literal_number(text: str) -> bool:
         return False
 
 
-def _resolve(config: Config, unlogged: Config, param: Param) -> tuple[Any, str]:
-    """(value, source) of a parameter; a logged value the code could not have read falls back to the
-    README command or the default."""
-    value, source = config.resolve(param.env)
-    if source.startswith("log:") and not _compatible(value, param.default):
-        return unlogged.resolve(param.env)
-    return value, source
+def _resolve(configs: list[Config], param: Param) -> tuple[Any, str]:
+    """(value, source) of a parameter from the first of `configs` (logs + README, README, neither) that
+    gives one the code could have read (`0.04**.` from a Markdown README is none)."""
+    for config in configs:
+        value, source = config.resolve(param.env)
+        if source in ("", "default") or _compatible(value, param.default):
+            return value, source
+    return param.default, "default"
 
 
 def _params_by_env(config: Config) -> dict[str, Param]:
@@ -219,9 +220,10 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
     logs = {name: text for name, text in sub.logs.items() if name not in plan.ignored_logs}
     assigns = [n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))]
     commands = {"README.md": sub.readme or "", **sub.commands}
-    config, unlogged = Config.build(assigns, logs, commands), Config.build(assigns, {}, commands)
+    configs = [Config.build(assigns, logs, commands), Config.build(assigns, {}, commands), Config.build(assigns, {}, {})]
+    config = configs[0]
     params = _params_by_env(config)
-    values = {env: _resolve(config, unlogged, params[env]) for env in params}
+    values = {env: _resolve(configs, params[env]) for env in params}
     hard = {name: lit for name, lit in _hard_coded_sizes(tree).items() if name not in params}
 
     _shrink_sizes(plan, values, hard)
