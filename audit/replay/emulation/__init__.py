@@ -68,13 +68,13 @@ def install(script: str, modes: list, record: Record, on_opaque, work_dir: str) 
 
     folders = (os.path.dirname(os.path.abspath(script)), os.path.join(work_dir, "unpacked"))
     device_map = cuda.install(folders, record)
-    autocast.install(fp32_wanted(), record)
+    regions = autocast.install(fp32_wanted(), record)
     distributed.install(record)
     optim.install(record)
     flash_attn.install(record)
     triton.install(record, on_opaque)
     inference.install(record)
     tools.install(record, os.path.join(work_dir, "tools"))
-    all_modes = [device_map, *modes]
+    all_modes = [device_map, *([regions] if regions else []), *modes]
     threads.install(all_modes, record)
     return all_modes
