@@ -180,3 +180,21 @@ def test_a_custom_op_is_opaque_its_val_inputs_feed_the_next_update():
     assert not led.scores  # the loss inside the op is not visible
     (step,) = [m for m in led.mutations if m["kind"] == "optimizer"]
     assert step["fed"] == 32 and step["fed_min"] == 1 and step["unscored"] == 32
+
+
+def test_a_cuda_autocast_region_in_fp32_lets_bf16_weights_meet_fp32_activations(monkeypatch):
+    from audit.replay.emulation import autocast
+
+    for owner in (torch, torch.amp, torch.cuda.amp):
+        monkeypatch.setattr(owner, "autocast", owner.autocast)  # restored after the test
+    record = emulation.Record()
+    regions = autocast.install(True, record)
+    weight, x = torch.randn(5, 4).bfloat16(), torch.randn(3, 4)
+    with regions:
+        with pytest.raises(RuntimeError):  # outside a region: the dtypes clash as they would on a GPU
+            torch.nn.functional.linear(x, weight)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            y = torch.nn.functional.linear(x, weight)
+            z = x @ weight.T
+    assert y.dtype == z.dtype == torch.float32 and torch.allclose(y, x @ weight.float().T)
+    assert record.applied == ["autocast-cuda->cpu-fp32"] and regions.depth == 0

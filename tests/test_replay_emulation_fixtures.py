@@ -71,8 +71,23 @@ def test_a_legal_cuda_style_submission_passes_with_every_shim_listed(data, fixtu
     (probe,) = s["probes"]
     assert probe["passed"] and probe["compared_positions"] > 1000
     assert s["network_attempts"] == 0
+    assert 16 < s["ledger_bytes_per_position"] <= 28  # int32 stream and event tables, uint64 4-gram index
     log = (tmp_path / "work" / "run" / "stdout.txt").read_text()
     assert "gpus:1" in log and "emulated CUDA device" in log and "replay" in log  # the 3.12 f-string's value
+
+
+def test_a_self_unpacking_submission_is_replayed_from_the_source_it_execs(data, tmp_path):
+    import base64
+    import lzma
+
+    packed = base64.b85encode(lzma.compress(source("legal_ttt").encode())).decode()
+    (tmp_path / "train_gpt.py").write_text(f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{packed}")))\n')
+    outcome = run_replay(tmp_path, data=data, probes=False)
+    s = outcome.summary
+    assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
+    assert abs(s["recomputed_val_bpb"] - s["reported_val_bpb"]) <= 1e-6 * s["reported_val_bpb"]
+    assert {"exec'd source unpacked to train_gpt.exec1.py", "f-string rewrite in train_gpt.exec1.py (2 sites)"} <= set(s["emulation"])
+    assert "train_gpt.exec1.py" in s["counted_pass"]["site"]
 
 
 def test_an_illegal_cuda_style_submission_still_fails_with_its_rule(data, fixture):

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from audit.replay import emulation
-from audit.replay.emulation.syntax import UnsupportedSyntax, prepare
+from audit.replay.emulation.syntax import UnsupportedSyntax, install_exec_hook, prepare
 from audit.replay.tracker import Tracker
 from golf.data.shards import list_shards, read_shard
 
@@ -171,8 +171,10 @@ def main(argv: list[str]) -> int:
         _install_virtual_clock(tick)
     record = emulation.Record()
     modes = [tracker]
+    work_dir = out_dir / f"emulation-rank{rank}"
     if emulation.wanted():
-        modes = emulation.install(str(script), modes, record, tracker.opaque_tensors, str(out_dir / f"tools-rank{rank}"))
+        modes = emulation.install(str(script), modes, record, tracker.opaque_tensors, str(work_dir))
+    install_exec_hook(str(script), str(work_dir / "unpacked"), record)
     tracker.install_hooks()
     sys.argv = [str(script), *argv[1:]]
     sys.path[0] = str(script.parent)

@@ -1,6 +1,7 @@
 """CUDA as seen by the submission, served by the CPU.
 
-* `torch.cuda.is_available()` and `Tensor.is_cuda` say True to code in the submission's folder only:
+* `torch.cuda.is_available()` and `Tensor.is_cuda` say True to the submission's code only (its folder,
+  and the folder of the source it unpacks):
   torch's own code keeps seeing the truth and takes no CUDA path;
 * DeviceMap, a TorchFunctionMode, rewrites every "cuda"/"cuda:N"/torch.device("cuda", N) argument
   to the CPU (factories, .to(), Module.to through it), makes .cuda() and .pin_memory() the identity;
@@ -59,8 +60,8 @@ class DeviceMap(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _caller_in(folder: str):
-    prefix = folder.rstrip(os.sep) + os.sep
+def _caller_in(folders: tuple[str, ...]):
+    prefix = tuple(folder.rstrip(os.sep) + os.sep for folder in folders)
 
     def from_submission(depth: int = 2) -> bool:
         return sys._getframe(depth).f_code.co_filename.startswith(prefix)
@@ -114,9 +115,10 @@ class _Stream:
         return True
 
 
-def install(folder: str, record) -> DeviceMap:
-    """Install the torch.cuda stand-ins for the submission in `folder`; returns the device map mode."""
-    from_submission = _caller_in(folder)
+def install(folders: tuple[str, ...], record) -> DeviceMap:
+    """Install the torch.cuda stand-ins for the submission whose code lies in `folders`; returns the
+    device map mode."""
+    from_submission = _caller_in(folders)
     world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     real_available = torch.cuda.is_available

@@ -48,7 +48,7 @@ def attention(q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), s
     if hq % hk:
         raise ValueError(f"query heads {hq} are not a multiple of key/value heads {hk}")
     scale = d ** -0.5 if softmax_scale is None else float(softmax_scale)
-    qh, kh, vh = (x.transpose(1, 2) for x in (q, k, v))
+    qh, kh, vh = (x.transpose(1, 2).to(q.dtype) for x in (q, k, v))  # one dtype (mixed under fp32 emulation)
     if hk != hq:
         kh, vh = kh.repeat_interleave(hq // hk, dim=1), vh.repeat_interleave(hq // hk, dim=1)
     allowed = _mask(tq, tk, causal, window_size, q.device)

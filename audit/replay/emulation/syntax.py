@@ -7,11 +7,16 @@ string literal inside a replacement field that uses its f-string's quote (and ne
 with it) to the other quote, and compiles that text under the original filename. Only quote
 characters change, never line breaks, so tracebacks and the ledger's file:line still point at the
 original file. Source that still does not compile raises UnsupportedSyntax (a replay finding).
+`install_exec_hook` does the same for source the submission unpacks and execs itself.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
+import itertools
+import os
+import sys
 
 import libcst as cst
 import libcst.matchers as m
@@ -106,3 +111,29 @@ def prepare(source: str, filename: str) -> tuple[object, int]:
 
 def _describe(error: SyntaxError) -> str:
     return f"line {error.lineno}: {error.msg}"
+
+
+def install_exec_hook(script: str, folder: str, record) -> None:
+    """Source that the submission execs as a string (the records' lzma+base85 self-unpacking
+    wrapper) is written to `folder` and compiled from there through prepare(): its 3.12 f-strings
+    are rewritten too, and the ledger's sites point at lines of a real file."""
+    real_exec = builtins.exec
+    count = itertools.count(1)
+
+    def exec_(source, globals=None, locals=None, *args, **kwargs):
+        caller = sys._getframe(1)
+        if isinstance(source, (str, bytes)) and caller.f_code.co_filename == script:
+            text = source.decode("utf-8") if isinstance(source, bytes) else source
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"{os.path.splitext(os.path.basename(script))[0]}.exec{next(count)}.py")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            source, sites = prepare(text, path)
+            record.note(f"exec'd source unpacked to {os.path.basename(path)}")
+            if sites:
+                record.note(f"f-string rewrite in {os.path.basename(path)} ({sites} sites)")
+            if globals is None:  # exec's defaults are its caller's namespaces, not this wrapper's
+                globals, locals = caller.f_globals, caller.f_locals
+        return real_exec(source, globals, locals, *args, **kwargs)
+
+    builtins.exec = exec_
