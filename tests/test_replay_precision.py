@@ -10,9 +10,11 @@ from audit.replay.synthdata import synthetic_data
 from golf.errors import GolfError
 
 MIXED = """import torch
+w = torch.ones(2, 2, device="cuda", dtype=torch.bfloat16)
 with torch.autocast("cuda", dtype=torch.bfloat16):
-    y = torch.ones(2, 3, device="cuda").bfloat16() @ torch.ones(3, 2, device="cuda")
-print("product dtype", y.dtype)
+    y = torch.ones(2, 3, device="cuda") @ torch.ones(3, 2, device="cuda")
+z = y @ w  # after the region: autocast's bf16 output meets a bf16 weight (an fp32 region gave fp32)
+print("product dtype", z.dtype)
 """
 
 
