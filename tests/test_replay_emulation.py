@@ -198,3 +198,30 @@ def test_a_cuda_autocast_region_in_fp32_lets_bf16_weights_meet_fp32_activations(
             z = x @ weight.T
     assert y.dtype == z.dtype == torch.float32 and torch.allclose(y, x @ weight.float().T)
     assert record.applied == ["autocast-cuda->cpu-fp32"] and regions.depth == 0
+
+
+def test_re_initialising_an_adapter_is_not_an_update_fed_by_the_tokens_read_before():
+    """Real TTT code re-draws its LoRA weights per document (uniform_/zero_): values from no input."""
+    from audit.replay.tracker import Tracker
+
+    stream = np.random.default_rng(0).integers(4, 11, size=200).astype(np.int64)
+    tracker = Tracker(stream)
+    tracker.install_hooks()
+    adapter = torch.nn.Linear(4, 4)
+    opt = torch.optim.SGD(adapter.parameters(), lr=0.1)
+    try:
+        with tracker:
+            val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
+            adapter(torch.randn(2, 4))  # the adapter's parameters are tracked from its first forward
+            bos = (val == 4).nonzero()  # reads every position (document boundaries)
+            with torch.no_grad():
+                torch.nn.init.uniform_(adapter.weight)
+                adapter.bias.zero_()
+            loss = adapter(torch.randn(2, 4)).sum()
+            loss.backward()
+            opt.step()
+    finally:
+        tracker.remove_hooks()
+    kinds = [(m["kind"], m["name"], m["fed"]) for m in tracker.ledger.mutations]
+    assert kinds == [("optimizer", "SGD", 200)], kinds  # the read is charged to the step, not to the re-draw
+    del bos

@@ -60,6 +60,9 @@ _INDEXED_WRITES = {"index_put_", "index_add_", "scatter_add_", "scatter_", "scat
 _AUGMENTED = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
                                        "lshift", "rshift", "matmul")}
 _FLOAT_CASTS = {"double", "float", "half", "bfloat16"}
+# writes whose values come from no input (a re-initialised adapter): not fed by the tokens consumed before
+_DATA_FREE_WRITES = {"uniform_", "normal_", "zero_", "random_", "bernoulli_", "exponential_", "geometric_", "cauchy_",
+                     "log_normal_"}
 _SCORE_CE = {"cross_entropy"}
 _SCORE_NLL = {"nll_loss"}
 
@@ -728,8 +731,10 @@ class Tracker(TorchFunctionMode):
         entry = self._tracked.get(key)
         if entry is None:
             return
-        grad_fed = bool(self._consumed_grad) and not self._reset_consumed
-        self._mutation("write", getattr(func, "__name__", "?"), grad_fed=grad_fed)
+        name = getattr(func, "__name__", "?")
+        if name not in _DATA_FREE_WRITES:
+            grad_fed = bool(self._consumed_grad) and not self._reset_consumed
+            self._mutation("write", name, grad_fed=grad_fed)
         ref = entry[0]
         t = ref()
         if t is not None:
