@@ -110,6 +110,14 @@ def _classify(func) -> int:
     return K_OTHER
 
 
+def _written(kind: int, args, kwargs):
+    """The tensor an in-place op writes (nn.init functions pass it by keyword), or None."""
+    if kind < K_SETITEM or kind > K_INDEXED:
+        return None
+    dst = args[0] if args else kwargs.get("tensor", kwargs.get("input"))
+    return dst if isinstance(dst, torch.Tensor) else None
+
+
 def _is_int(t) -> bool:
     return isinstance(t, torch.Tensor) and not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
 
@@ -177,6 +185,7 @@ class Tracker(TorchFunctionMode):
         self._tracked: dict[int, tuple] = {}  # storage ptr -> (weakref, version, data_ptr)
         self._seen_modules: "weakref.WeakSet" = weakref.WeakSet()
         self._in_step = 0
+        self._forward_depth = 0  # module forwards under way (a top-level forward starts at 0)
         self._content_index = None
         self._hooks = []
         self._instances = 0  # scored (position, loss) instances so far
@@ -185,13 +194,14 @@ class Tracker(TorchFunctionMode):
     # ----- set-up -------------------------------------------------------------------------------
     def install_hooks(self) -> None:
         """Global optimizer-step and module-forward hooks (removed by remove_hooks)."""
-        from torch.nn.modules.module import register_module_forward_pre_hook
+        from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         self._hooks = [
             register_optimizer_step_pre_hook(self._pre_step),
             register_optimizer_step_post_hook(self._post_step),
             register_module_forward_pre_hook(self._module_pre_forward),
+            register_module_forward_hook(self._module_post_forward, always_call=True),
         ]
 
     def remove_hooks(self) -> None:
@@ -294,12 +304,15 @@ class Tracker(TorchFunctionMode):
                 self.opaque_call(str(func), self._positions_in(args, kwargs) if hit else np.zeros(0, dtype=np.int64))
             return out
         if not hit or kind == K_META:
-            if kind >= K_SETITEM and kind <= K_INDEXED and not self._in_step and args:
-                self._check_direct_write(func, args)
+            written = _written(kind, args, kwargs) if not self._in_step else None
+            if written is not None:
+                self._check_direct_write(func, (written,))
             if kind == K_CE or kind == K_NLL:
                 if self.ledger.scores:
                     self.ledger.untraced_losses += 1
             out = func(*args, **kwargs)
+            if written is not None:
+                self._resync(written)
             if kind == K_COPY and args and id(args[0]) in shadows:
                 shadows.pop(id(args[0]), None)  # overwritten by untracked values
             return out
@@ -307,9 +320,12 @@ class Tracker(TorchFunctionMode):
 
     # ----- ops that touch shadowed tensors ---------------------------------------------------------
     def _slow(self, func, kind, args, kwargs):
-        if kind in (K_SETITEM, K_COPY, K_INPLACE, K_INDEXED) and not self._in_step:
-            self._check_direct_write(func, args)
+        written = _written(kind, args, kwargs) if not self._in_step else None
+        if written is not None:
+            self._check_direct_write(func, (written,))
         out = func(*args, **kwargs)
+        if written is not None:
+            self._resync(written)
         grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         with torch._C.DisableTorchFunction():
             losses = self._tagged_args(args, kwargs, loss=True)
@@ -704,12 +720,21 @@ class Tracker(TorchFunctionMode):
 
     # ----- mutations ----------------------------------------------------------------------------
     def _module_pre_forward(self, module, args):
+        if self._forward_depth == 0:
+            # a parameter changed unseen (outside the mode) is charged with what was read before this
+            # forward, not with the batch the forward is about to read and score
+            self._check_versions()
+        self._forward_depth += 1
         if module in self._seen_modules:
             return None
         for m in module.modules():
             self._seen_modules.add(m)
         for t in list(module.parameters()) + list(module.buffers()):
             self._track(t)
+        return None
+
+    def _module_post_forward(self, module, args, output):
+        self._forward_depth = max(0, self._forward_depth - 1)
         return None
 
     def _track(self, t) -> None:
@@ -735,10 +760,20 @@ class Tracker(TorchFunctionMode):
         if name not in _DATA_FREE_WRITES:
             grad_fed = bool(self._consumed_grad) and not self._reset_consumed
             self._mutation("write", name, grad_fed=grad_fed)
-        ref = entry[0]
-        t = ref()
+
+    def _resync(self, dst) -> None:
+        """After a seen write: the tracked tensor's version as it is now (one call may bump it more
+        than once, e.g. nn.init.uniform_ seen both as itself and as Tensor.uniform_)."""
+        if type(dst) in (list, tuple) or not isinstance(dst, torch.Tensor):
+            return
+        try:
+            key = dst.untyped_storage().data_ptr()
+        except Exception:
+            return
+        entry = self._tracked.get(key)
+        t = entry[0]() if entry is not None else None
         if t is not None:
-            self._tracked[key] = (ref, t._version + 1, t.data_ptr())
+            self._tracked[key] = (entry[0], t._version, t.data_ptr())
 
     def _fingerprint(self) -> float:
         """A checksum of every tracked parameter and buffer (to tell whether two runs evaluate the same model)."""
