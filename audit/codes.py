@@ -31,6 +31,10 @@ _CODES = [
     ("RP050", "BUD-E", "replay", "the evaluation took longer than its budget"),
     ("RP060", "C1", "replay", "perturbing later validation tokens changed earlier scores or the distribution at k"),
     ("RP061", "C1", "replay", "perturbing later validation tokens changed the scoring itself"),
+    ("RP070", "FMT-1", "replay", "the submission's syntax cannot be compiled by the replay's Python (beyond the 3.12 f-string rewrite)"),
+    ("RP071", "FMT-1", "replay", "a Triton kernel the CUDA emulation has no torch equivalent for (half precision)"),
+    ("RP090", "FMT-1", "replay", "a size the code fixes could not be shrunk for the replay (it runs as written)"),
+    ("RP091", "FMT-1", "replay", "packages the submission declares are not installed for the replay (never installed)"),
     ("PG901", "FMT-1", "validate", "train_gpt.py (the entry) is missing: the submission cannot be run"),
     ("PG902", "FMT-1", "validate", "submission.json is missing or not a valid JSON object"),
     ("PG903", "FMT-1", "validate", "a seed's run failed or its log reports no val_bpb"),
@@ -43,6 +47,7 @@ _CODES = [
     ("PG910", "STAT-2", "validate", "submission.json's val_bpb disagrees with the seed logs"),
     ("PG911", "STAT-1", "validate", "not a significant improvement on the record"),
     ("PG912", "SIZE-1", "validate", "submission.json's artifact bytes disagree with the logs"),
+    ("PG920", "FMT-1", "validate", "smoke run: the submission did not run end to end at toy size"),
 ]
 
 DYNAMIC_CODES: dict[str, DynamicCode] = {c[0]: DynamicCode(*c) for c in _CODES}

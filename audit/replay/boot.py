@@ -11,7 +11,12 @@ It runs the submission's file as __main__ (runpy), unedited, after installing th
   wallclock-driven schedule trains the same model in the baseline and in the probe run;
 * a network guard: connecting to (or resolving) anything but the loopback, or starting a download
   tool (curl, wget, ...), raises OSError and is recorded (NET-1);
-and, when the file finishes (or fails), writes this rank's ledger to GOLF_REPLAY_OUT/ledger-rank<R>.pkl.
+* on a machine without CUDA (GOLF_REPLAY_EMULATE, default auto), the CUDA emulation
+  (audit.replay.emulation): the submission's CUDA code served by the CPU; on a CUDA machine none;
+* Python 3.12 f-strings rewritten for 3.11 in memory (audit.replay.emulation.syntax);
+and, when the file finishes (or fails), writes this rank's ledger to GOLF_REPLAY_OUT/ledger-rank<R>.pkl,
+with the shims applied and what they could not provide (an unparseable file, a Triton kernel with
+no equivalent: the run stops and the replay reports it).
 
 Environment: GOLF_REPLAY_VAL (glob of the val shards), GOLF_REPLAY_OUT (folder for the ledgers),
 GOLF_REPLAY_CAPTURE (comma-separated positions whose full distributions are kept),
@@ -36,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audit.replay import emulation
+from audit.replay.emulation.syntax import UnsupportedSyntax, install_exec_hook, prepare
 from audit.replay.tracker import Tracker
 from golf.data.shards import list_shards, read_shard
 
@@ -142,7 +149,7 @@ def _validation_stream(pattern: str) -> tuple[np.ndarray, list[int]]:
     files = list_shards(pattern)
     parts = [np.asarray(read_shard(p)) for p in files]
     starts = np.cumsum([0] + [p.size for p in parts])[:-1].tolist()
-    return np.concatenate(parts).astype(np.int64), starts
+    return np.concatenate(parts).astype(np.int32), starts
 
 
 def main(argv: list[str]) -> int:
@@ -162,18 +169,36 @@ def main(argv: list[str]) -> int:
     tick = float(os.environ.get("GOLF_REPLAY_CLOCK_TICK", CLOCK_TICK_S))
     if tick > 0:  # 0: the run keeps the real clocks
         _install_virtual_clock(tick)
+    record = emulation.Record()
+    modes = [tracker]
+    work_dir = out_dir / f"emulation-rank{rank}"
+    if emulation.wanted():
+        modes = emulation.install(str(script), modes, record, tracker.opaque_tensors, str(work_dir))
+    install_exec_hook(str(script), str(work_dir / "unpacked"), record)
     tracker.install_hooks()
     sys.argv = [str(script), *argv[1:]]
     sys.path[0] = str(script.parent)
     code = 0
-    tracker.__enter__()
+    entered = []
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        compiled, rewritten = prepare(script.read_text(encoding="utf-8"), str(script))
+        if rewritten:
+            record.note(f"f-string rewrite ({rewritten} sites)")
+        for mode in modes:
+            mode.__enter__()
+            entered.append(mode)
+        runpy._run_module_code(compiled, mod_name="__main__", script_name=str(script))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except UnsupportedSyntax as exc:
+        record.gap("RP070", "syntax", f"{script.name} {exc} (Python {sys.version.split()[0]})")
+    except emulation.EmulationGap as exc:
+        record.gap(exc.code, exc.what, exc.detail)
     finally:
-        tracker.__exit__(None, None, None)
+        for mode in reversed(entered):
+            mode.__exit__(None, None, None)
         tracker.remove_hooks()
+        tracker.ledger.emulation, tracker.ledger.gaps = record.applied, record.gaps
         ledger = tracker.finish()
         out_dir.mkdir(parents=True, exist_ok=True)
         partial = out_dir / f".ledger-rank{rank}.pkl.partial"

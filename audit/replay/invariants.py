@@ -9,7 +9,10 @@
 * no update (optimizer step, write to parameters, write keyed by positions) uses a position before
   it was first scored (TTT-1), and the counted score of a position is not a re-score made after an
   update trained on it (TTT-2, the s_1 of a re-evaluation);
-* every gathered distribution sums to 1 (C2); no network (NET-1); evaluation within its budget (BUD-E).
+* every gathered distribution sums to 1 (C2); no network (NET-1); evaluation within its budget (BUD-E);
+* what the CUDA emulation could not provide (RP070 syntax, RP071 a Triton kernel) is a warning: the
+  run stopped there. The summary lists the shims applied (`emulation`) and the calls the ledger could
+  not see into (`opaque_calls`: custom ops, interpreted Triton kernels).
 """
 
 from __future__ import annotations
@@ -146,6 +149,9 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         "untraced_loss_calls": sum(led["untraced_losses"] for led in ledgers),
         "validation_loads": [list(t) for t in ledgers[0]["tagged"][:20]],  # (first position, tokens, constructor)
         "ranks": len(ledgers),
+        "emulation": _merged_emulation(ledgers),
+        "opaque_calls": _merged_opaque(ledgers),
+        "ledger_bytes_per_position": max(led.get("bytes_per_position", 0.0) for led in ledgers),
     }
     if rep.val_bpb is None:
         findings.append(make_finding("RP006", "TTT-2", locator.innermost(()), "the log reports no val_bpb: the counted pass "
@@ -160,6 +166,7 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         findings += _check_counted(counted, how, rep, n, ledgers, locator, summary)
         first_score_t = _first_evaluation_scores(ledgers, counted, n)
         findings += _check_order(counted, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary)
+    findings += _check_gaps(ledgers, locator)
     findings += _check_c2(ledgers, locator)
     findings += _check_network(ledgers, locator)
     findings += _check_budget(counted, ledgers, eval_budget_s, locator, summary)
@@ -288,6 +295,35 @@ def _score_event_at(ledgers, position: int, t: float) -> dict | None:
             if e["t"] == t and position in e["positions"]:
                 return e
     return None
+
+
+def _merged_emulation(ledgers) -> list[str]:
+    """The shims any rank applied, in the order first applied."""
+    return list(dict.fromkeys(name for led in ledgers for name in led.get("emulation", [])))
+
+
+def _merged_opaque(ledgers) -> dict:
+    """Per opaque call (custom op, Triton kernel): calls, calls given validation tokens, positions."""
+    out: dict = {}
+    for led in ledgers:
+        for label, entry in led.get("opaque", {}).items():
+            merged = out.setdefault(label, dict(calls=0, val_calls=0, val_positions=0))
+            for key in merged:
+                merged[key] += entry[key]
+    return out
+
+
+def _check_gaps(ledgers, locator) -> list[Finding]:
+    """What the emulation could not provide (the run stopped there): a warning, not a verdict."""
+    out = []
+    gaps = {(g["code"], g["detail"]): g for led in ledgers for g in led.get("gaps", [])}
+    for (code, detail), _ in gaps.items():
+        message = f"the replay could not run the submission to its end on this machine: {detail}"
+        if code == "RP070":
+            out.append(make_finding("RP070", "FMT-1", locator.innermost(()), message, severity="warning", confidence="low"))
+        else:
+            out.append(make_finding("RP071", "FMT-1", locator.innermost(()), message, severity="warning", confidence="low"))
+    return out
 
 
 def _check_c2(ledgers, locator) -> list[Finding]:

@@ -60,6 +60,9 @@ _INDEXED_WRITES = {"index_put_", "index_add_", "scatter_add_", "scatter_", "scat
 _AUGMENTED = {f"__i{op}__" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
                                        "lshift", "rshift", "matmul")}
 _FLOAT_CASTS = {"double", "float", "half", "bfloat16"}
+# writes whose values come from no input (a re-initialised adapter): not fed by the tokens consumed before
+_DATA_FREE_WRITES = {"uniform_", "normal_", "zero_", "random_", "bernoulli_", "exponential_", "geometric_", "cauchy_",
+                     "log_normal_"}
 _SCORE_CE = {"cross_entropy"}
 _SCORE_NLL = {"nll_loss"}
 
@@ -71,10 +74,16 @@ _META = {
     "__get__", "_version", "names", "is_sparse", "is_inference",
 }
 
-(K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META, K_SELECT) = range(12)
+(K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META, K_SELECT,
+ K_OPAQUE) = range(13)
+_TORCH_NAMESPACES = {"aten", "prims", "_c10d_functional", "c10d", "quantized", "profiler"}
 
 
 def _classify(func) -> int:
+    if isinstance(func, (torch._ops.OpOverloadPacket, torch._ops.OpOverload)):
+        # a custom op (torch.library): its body runs outside the mode
+        namespace = getattr(func, "namespace", None) or str(func).split(".")[0]
+        return K_OTHER if namespace in _TORCH_NAMESPACES else K_OPAQUE
     name = getattr(func, "__name__", "")
     if name in _META or getattr(getattr(func, "__self__", None), "__name__", "") in _META:
         return K_META
@@ -99,6 +108,14 @@ def _classify(func) -> int:
     if (name.endswith("_") and not name.startswith("_")) or name in _AUGMENTED:
         return K_INPLACE
     return K_OTHER
+
+
+def _written(kind: int, args, kwargs):
+    """The tensor an in-place op writes (nn.init functions pass it by keyword), or None."""
+    if kind < K_SETITEM or kind > K_INDEXED:
+        return None
+    dst = args[0] if args else kwargs.get("tensor", kwargs.get("input"))
+    return dst if isinstance(dst, torch.Tensor) else None
 
 
 def _is_int(t) -> bool:
@@ -131,6 +148,10 @@ class LedgerData:
     dists: dict = field(default_factory=dict)  # position -> list of (seq, log-distribution)
     network: list = field(default_factory=list)  # dicts: host, port, site, t
     untraced_losses: int = 0  # loss calls after the val tokens were loaded whose targets carried no shadow
+    opaque: dict = field(default_factory=dict)  # label -> {calls, val_calls, val_positions}: calls the mode cannot see into
+    emulation: list = field(default_factory=list)  # the CUDA-emulation shims applied (audit.replay.emulation)
+    gaps: list = field(default_factory=list)  # dicts: code, what, detail (what the emulation could not provide)
+    bytes_per_position: float = 0.0  # the recorder's per-position memory (stream, content index, first-event tables)
     fingerprint: float | None = None  # sum of the tracked parameters when the first score was made
     first_update_seq: np.ndarray | None = None
     first_grad_update_seq: np.ndarray | None = None
@@ -151,9 +172,10 @@ class Tracker(TorchFunctionMode):
         self.submission_files = tuple(os.path.abspath(f) for f in submission_files)
         self.capture = frozenset(int(p) for p in capture)
         self.ledger = LedgerData(rank=rank, world=world, stream_len=n, started=_wall())
-        self.ledger.first_update_seq = np.full(n, -1, dtype=np.int64)
-        self.ledger.first_grad_update_seq = np.full(n, -1, dtype=np.int64)
-        self.ledger.first_score_seq = np.full(n, -1, dtype=np.int64)
+        # int32: event numbers stay far below 2**31, and these tables are most of the ledger's memory
+        self.ledger.first_update_seq = np.full(n, -1, dtype=np.int32)
+        self.ledger.first_grad_update_seq = np.full(n, -1, dtype=np.int32)
+        self.ledger.first_score_seq = np.full(n, -1, dtype=np.int32)
         self._shadows: dict[int, tuple] = {}
         self._kinds: dict = {}
         self._seq = 0
@@ -163,6 +185,7 @@ class Tracker(TorchFunctionMode):
         self._tracked: dict[int, tuple] = {}  # storage ptr -> (weakref, version, data_ptr)
         self._seen_modules: "weakref.WeakSet" = weakref.WeakSet()
         self._in_step = 0
+        self._forward_depth = 0  # module forwards under way (a top-level forward starts at 0)
         self._content_index = None
         self._hooks = []
         self._instances = 0  # scored (position, loss) instances so far
@@ -171,13 +194,14 @@ class Tracker(TorchFunctionMode):
     # ----- set-up -------------------------------------------------------------------------------
     def install_hooks(self) -> None:
         """Global optimizer-step and module-forward hooks (removed by remove_hooks)."""
-        from torch.nn.modules.module import register_module_forward_pre_hook
+        from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
         self._hooks = [
             register_optimizer_step_pre_hook(self._pre_step),
             register_optimizer_step_post_hook(self._post_step),
             register_module_forward_pre_hook(self._module_pre_forward),
+            register_module_forward_hook(self._module_post_forward, always_call=True),
         ]
 
     def remove_hooks(self) -> None:
@@ -208,7 +232,7 @@ class Tracker(TorchFunctionMode):
         candidates = list(self.starts)
         if self._content_index is None and self.stream.size <= (1 << 24):
             keys = self._gram_keys(self.stream)
-            order = np.argsort(keys, kind="stable")
+            order = np.argsort(keys, kind="stable").astype(np.int32)
             self._content_index = (keys[order], order)
         if self._content_index is not None and n >= 4:
             keys, order = self._content_index
@@ -274,13 +298,21 @@ class Tracker(TorchFunctionMode):
                     if id(a) in shadows:
                         hit = True
                         break
+        if kind == K_OPAQUE:
+            out = func(*args, **kwargs)
+            with torch._C.DisableTorchFunction():
+                self.opaque_call(str(func), self._positions_in(args, kwargs) if hit else np.zeros(0, dtype=np.int64))
+            return out
         if not hit or kind == K_META:
-            if kind >= K_SETITEM and kind <= K_INDEXED and not self._in_step and args:
-                self._check_direct_write(func, args)
+            written = _written(kind, args, kwargs) if not self._in_step else None
+            if written is not None:
+                self._check_direct_write(func, (written,))
             if kind == K_CE or kind == K_NLL:
                 if self.ledger.scores:
                     self.ledger.untraced_losses += 1
             out = func(*args, **kwargs)
+            if written is not None:
+                self._resync(written)
             if kind == K_COPY and args and id(args[0]) in shadows:
                 shadows.pop(id(args[0]), None)  # overwritten by untracked values
             return out
@@ -288,9 +320,12 @@ class Tracker(TorchFunctionMode):
 
     # ----- ops that touch shadowed tensors ---------------------------------------------------------
     def _slow(self, func, kind, args, kwargs):
-        if kind in (K_SETITEM, K_COPY, K_INPLACE, K_INDEXED) and not self._in_step:
-            self._check_direct_write(func, args)
+        written = _written(kind, args, kwargs) if not self._in_step else None
+        if written is not None:
+            self._check_direct_write(func, (written,))
         out = func(*args, **kwargs)
+        if written is not None:
+            self._resync(written)
         grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         with torch._C.DisableTorchFunction():
             losses = self._tagged_args(args, kwargs, loss=True)
@@ -685,12 +720,21 @@ class Tracker(TorchFunctionMode):
 
     # ----- mutations ----------------------------------------------------------------------------
     def _module_pre_forward(self, module, args):
+        if self._forward_depth == 0:
+            # a parameter changed unseen (outside the mode) is charged with what was read before this
+            # forward, not with the batch the forward is about to read and score
+            self._check_versions()
+        self._forward_depth += 1
         if module in self._seen_modules:
             return None
         for m in module.modules():
             self._seen_modules.add(m)
         for t in list(module.parameters()) + list(module.buffers()):
             self._track(t)
+        return None
+
+    def _module_post_forward(self, module, args, output):
+        self._forward_depth = max(0, self._forward_depth - 1)
         return None
 
     def _track(self, t) -> None:
@@ -712,12 +756,24 @@ class Tracker(TorchFunctionMode):
         entry = self._tracked.get(key)
         if entry is None:
             return
-        grad_fed = bool(self._consumed_grad) and not self._reset_consumed
-        self._mutation("write", getattr(func, "__name__", "?"), grad_fed=grad_fed)
-        ref = entry[0]
-        t = ref()
+        name = getattr(func, "__name__", "?")
+        if name not in _DATA_FREE_WRITES:
+            grad_fed = bool(self._consumed_grad) and not self._reset_consumed
+            self._mutation("write", name, grad_fed=grad_fed)
+
+    def _resync(self, dst) -> None:
+        """After a seen write: the tracked tensor's version as it is now (one call may bump it more
+        than once, e.g. nn.init.uniform_ seen both as itself and as Tensor.uniform_)."""
+        if type(dst) in (list, tuple) or not isinstance(dst, torch.Tensor):
+            return
+        try:
+            key = dst.untyped_storage().data_ptr()
+        except Exception:
+            return
+        entry = self._tracked.get(key)
+        t = entry[0]() if entry is not None else None
         if t is not None:
-            self._tracked[key] = (ref, t._version + 1, t.data_ptr())
+            self._tracked[key] = (entry[0], t._version, t.data_ptr())
 
     def _fingerprint(self) -> float:
         """A checksum of every tracked parameter and buffer (to tell whether two runs evaluate the same model)."""
@@ -787,11 +843,31 @@ class Tracker(TorchFunctionMode):
             f = f.f_back
         return tuple(reversed(frames))
 
+    def opaque_call(self, label: str, positions: np.ndarray) -> None:
+        """A computation the mode cannot see into (a custom op's body, a Triton kernel): its outputs
+        may depend on all its inputs, so the validation positions among them count as consumed
+        (an update that follows was fed them) and the call is listed."""
+        entry = self.ledger.opaque.setdefault(label, dict(calls=0, val_calls=0, val_positions=0))
+        entry["calls"] += 1
+        if positions.size:
+            entry["val_calls"] += 1
+            entry["val_positions"] += int(positions.size)
+            self._consume(positions, torch.is_grad_enabled())
+
+    def opaque_tensors(self, label: str, tensors) -> None:
+        """opaque_call for the tensors a kernel launch receives."""
+        with torch._C.DisableTorchFunction():
+            self.opaque_call(label, self._positions_in(tuple(tensors), {}))
+
     def network_attempt(self, host, port) -> None:
         self.ledger.network.append(dict(host=str(host), port=port, site=self._site(), t=_wall()))
 
     def finish(self) -> LedgerData:
         self._check_versions()
+        led = self.ledger
+        tables = [self.stream, led.first_update_seq, led.first_grad_update_seq, led.first_score_seq]
+        tables += list(self._content_index or ())
+        led.bytes_per_position = sum(t.nbytes for t in tables) / max(1, self.stream.size)
         for event in self.ledger.scores:
             base = event["instance_base"]
             event["reduced"] = self._reduced[base:base + event["positions"].size].copy()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from golf.errors import GolfError
 
 DEFAULT_SEEDS = (1337, 42, 2025)
+SMOKE_TIMEOUT_S = 180.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", help="git dir of a clone of openai/parameter-golf for --against auto "
                         "(default: $GOLF_REPO)")
     parser.add_argument("--reuse-logs", action="store_true", help="judge the folder's own seed logs, run nothing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one seed at toy size under the replay's CUDA emulation, on synthetic data unless --data: "
+                        "does the submission run end to end before a paid run? (default --timeout 180)")
     parser.add_argument("--timeout", type=float, default=None, help="wallclock limit per seed in seconds "
                         "(default 1320: 600 train + 600 eval + 120 start-up)")
     parser.add_argument("--data", help="DATA_PATH for the runs (shards + tokenizer folder)")
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         env["DATA_PATH"] = str(Path(args.data).resolve())
     if args.tokenizer:
         env["TOKENIZER_PATH"] = str(Path(args.tokenizer).resolve())
+    if args.smoke and args.reuse_logs:
+        raise GolfError("--smoke runs the submission; it does not go with --reuse-logs")
     # a bad --against is an error before any run
     record = _record_of_the_day(folder, args.repo) if args.against == "auto" else (
         record_sample(args.against) if args.against else None)
@@ -111,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         for s in summaries:
             findings += checks.run_findings(s.seed, s, s.source)
             rows.append({"seed": s.seed, "status": "logged", **s.to_dict()})
+    elif args.smoke and (folder / "train_gpt.py").is_file():
+        smoke_findings, rows = _smoke(args, folder, seeds or list(DEFAULT_SEEDS[:1]), env)
+        findings += smoke_findings
+        summaries = []
     elif (folder / "train_gpt.py").is_file():
         seed_runs = _run_seeds(args, folder, seeds or list(DEFAULT_SEEDS), env)
         summaries = [r.summary for r in seed_runs]
@@ -124,13 +135,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         summaries = []
 
-    findings += checks.seed_set_findings(summaries)
+    if not args.smoke:  # one toy seed: no seed set to judge
+        findings += checks.seed_set_findings(summaries)
     if meta is not None and summaries:
         findings += checks.claim_findings(meta, summaries, reproduced=not args.reuse_logs, tolerance=args.tolerance)
     sample = sample_of(summaries)
     stats = summarize(sample, record) if sample.n else {"n": 0}
     findings += checks.significance_findings(stats, submission_date(folder.resolve().name, meta)[0])
-    stats.update(mode="reuse-logs" if args.reuse_logs else "run", network=network, seeds=rows)
+    mode = "reuse-logs" if args.reuse_logs else "smoke" if args.smoke else "run"
+    stats.update(mode=mode, network=network, seeds=rows)
 
     report = Report(path=str(folder), findings=findings, stats=stats)
     if args.plot and sample.n:
@@ -162,15 +175,52 @@ def _record_of_the_day(folder: Path, repo: str | None):
     return record_sample_of(row, label)
 
 
-def _run_seeds(args, folder: Path, seeds: list[int], env: dict[str, str]):
+def _smoke(args, folder: Path, seeds: list[int], env: dict[str, str]):
+    """Smoke runs: the replay's shrink, data and boot module under the runner; PG920 for a seed that
+    does not run end to end (its budgets are not judged: the clocks are virtual)."""
+    import os
+
+    from audit.finding import Finding
+    from audit.replay.requirements import missing_requirements
+    from audit.replay.run import replay_environment
+
+    base = {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), **env}
+    plan, inputs, smoke_env = replay_environment(folder.resolve(), None, None, base)
+    findings = plan.findings + missing_requirements(folder)
+    runs = _run_seeds(args, folder, seeds, smoke_env, smoke=True, link_data=inputs.synthetic)
+    rows = []
+    for r in runs:
+        ok = not r.timed_out and r.returncode == 0 and r.summary.val_bpb is not None
+        status = "killed" if r.timed_out else ("ok" if ok else "failed")
+        if not ok:
+            why = f"killed after {args.timeout or SMOKE_TIMEOUT_S:.0f} s" if r.timed_out else (
+                f"exit code {r.returncode}" if r.returncode else "no val_bpb in its log")
+            findings.append(Finding("PG920", "FMT-1", "error", "high", r.log, 0, 0,
+                                    f"seed {r.seed}: the smoke run did not finish end to end ({why}): {_blocker(r.log)}"))
+        rows.append({"seed": r.seed, "status": status, "wall_seconds": r.wall_seconds, "run_dir": r.run_dir,
+                     "log": r.log, "command": r.command, "shrink": dict(plan.shrunk), **r.summary.to_dict()})
+    return findings, rows
+
+
+def _blocker(log: str) -> str:
+    """The line of a failed run's log that says why: its last exception line, else its last line."""
+    lines = [line.strip() for line in _tail(log, 200).splitlines() if line.strip()]
+    exception = re.compile(r"^[\w.]*(Error|Exception|Interrupt)\b")
+    return next((line for line in reversed(lines) if exception.match(line) and "ChildFailedError" not in line),
+                lines[-1] if lines else "")
+
+
+def _run_seeds(args, folder: Path, seeds: list[int], env: dict[str, str], smoke: bool = False, link_data=None):
+    """`smoke`: run under the replay's boot module with `link_data` (a SynthData) linked into each run folder."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from audit.runner.launch import DEFAULT_TIMEOUT_S, LaunchSpec, launch_seed
 
+    default_timeout = SMOKE_TIMEOUT_S if smoke else DEFAULT_TIMEOUT_S
     spec = LaunchSpec(folder=folder.resolve(), nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
-                      rdzv_endpoint=args.rdzv_endpoint, timeout_s=args.timeout or DEFAULT_TIMEOUT_S, env=env,
-                      isolate_network=not args.allow_network)
+                      rdzv_endpoint=args.rdzv_endpoint, timeout_s=args.timeout or default_timeout, env=env,
+                      isolate_network=not args.allow_network, smoke=smoke, link_data=link_data)
     runs_root = Path(args.runs) if args.runs else Path("runs") / "validate" / folder.resolve().name
     runs_root.mkdir(parents=True, exist_ok=True)
     results = []

@@ -9,6 +9,9 @@ folder, with the network off where the machine allows it and a hard wallclock li
 * Network: single-node runs are wrapped in `unshare -rn` (a user + network namespace holding only
   a loopback, which is brought up for torchrun's rendezvous and gloo). Multi-node runs need the
   network, and machines that forbid user namespaces cannot do it: the SeedRun says which applied.
+* Smoke (`golf validate --smoke`): the entry runs under the replay's boot module (`-m
+  audit.replay.boot train_gpt.py`: CUDA emulated where there is none, virtual clocks), the env
+  shrunk to toy sizes by the caller, synthetic data linked into the run folder as data/...
 * Wallclock: the run is its own session; past the limit the whole process tree is signalled
   (SIGTERM, then SIGKILL after a grace period): its process group and every descendant, because
   torchrun starts each worker in a session of its own, out of reach of a plain killpg.
@@ -52,6 +55,8 @@ class LaunchSpec:
     env: dict[str, str] = field(default_factory=dict)  # DATA_PATH, TOKENIZER_PATH, overrides
     isolate_network: bool = True
     entry: str = ENTRY
+    smoke: bool = False  # run the entry under audit.replay.boot (see the module docstring)
+    link_data: object | None = None  # smoke: the audit.replay.synthdata.SynthData to link as data/
 
 
 @dataclass
@@ -95,7 +100,7 @@ def torchrun_command(spec: LaunchSpec, run_id: str) -> list[str]:
                 f"--rdzv-endpoint={spec.rdzv_endpoint}", f"--rdzv-id={run_id}"]
     else:
         cmd.append("--standalone")
-    return cmd + [spec.entry]
+    return cmd + (["-m", "audit.replay.boot", spec.entry] if spec.smoke else [spec.entry])
 
 
 def _prepare_run_dir(spec: LaunchSpec, run_dir: Path) -> None:
@@ -153,10 +158,16 @@ def launch_seed(
         raise GolfError(f"{spec.folder / spec.entry} does not exist")
     run_dir = runs_root / f"seed_{seed}"
     _prepare_run_dir(spec, run_dir)
+    if spec.link_data is not None:
+        from audit.replay.synthdata import install_layout
+
+        install_layout(spec.link_data, run_dir)
     log_path = run_dir / f"train_seed{seed}.log"
     run_id = f"seed_{seed}"
     cmd = torchrun_command(spec, run_id)
     env = {**os.environ, **spec.env, "SEED": str(seed), "RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+    if spec.smoke:
+        env["GOLF_REPLAY_OUT"] = str(run_dir / "ledgers")
 
     isolated, network = network_isolation() if spec.isolate_network else (False, "network not isolated: --network on")
     if spec.nnodes > 1 and isolated:

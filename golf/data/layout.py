@@ -2,7 +2,10 @@
 
 * demo layout (`golf data demo`): DIR/fineweb_{train,val}_*.bin and DIR/tokenizer.model;
 * challenge layout (`golf data download`, parameter-golf's data/ folder):
-  DIR/datasets/fineweb10B_sp<V>/fineweb_{train,val}_*.bin and DIR/tokenizers/fineweb_<V>_bpe.model.
+  DIR/datasets/fineweb10B_sp<V>/fineweb_{train,val}_*.bin and DIR/tokenizers/fineweb_<V>_bpe.model;
+* parameter-golf's run variables: DATA_PATH a shard folder and TOKENIZER_PATH a model file anywhere
+  (`resolve_data(shards, tokenizer=model)`); a shard folder DIR/datasets/fineweb10B_sp<V> given
+  alone finds DIR/tokenizers/fineweb_<V>_bpe.model.
 
 The tokenizer is checked against the val shards: every id there must be inside its vocabulary.
 """
@@ -34,6 +37,9 @@ class DataLayout:
 
 def _shard_folder_and_tokenizer(root: Path) -> tuple[Path, Path]:
     if (root / DEMO_TOKENIZER).exists() or any(root.glob("fineweb_*.bin")):
+        variant = VARIANT_FOLDER.fullmatch(root.name)
+        if not (root / DEMO_TOKENIZER).exists() and variant and root.parent.name == "datasets":
+            return root, root.parent.parent / "tokenizers" / f"fineweb_{variant.group(1)}_bpe.model"
         return root, root / DEMO_TOKENIZER
     variants = sorted(p for p in (root / "datasets").glob("fineweb10B_sp*") if VARIANT_FOLDER.fullmatch(p.name))
     if not variants:
@@ -45,12 +51,16 @@ def _shard_folder_and_tokenizer(root: Path) -> tuple[Path, Path]:
     return variants[0], root / "tokenizers" / f"fineweb_{vocab}_bpe.model"
 
 
-def resolve_data(data_dir: str | os.PathLike) -> DataLayout:
-    """The train/val shard patterns, tokenizer and vocabulary size of a data folder (GolfError if unusable)."""
+def resolve_data(data_dir: str | os.PathLike, tokenizer: str | os.PathLike | None = None) -> DataLayout:
+    """The train/val shard patterns, tokenizer and vocabulary size of a data folder (GolfError if unusable).
+
+    `tokenizer`, when given, is the model file to use wherever it lies (TOKENIZER_PATH)."""
     root = Path(data_dir)
     if not root.is_dir():
         raise GolfError(f"data folder {root} not found")
     shard_folder, tokenizer_path = _shard_folder_and_tokenizer(root)
+    if tokenizer is not None:
+        tokenizer_path = Path(tokenizer)
     train_pattern = str(shard_folder / "fineweb_train_*.bin")
     val_pattern = str(shard_folder / "fineweb_val_*.bin")
     list_shards(train_pattern)

@@ -66,9 +66,11 @@ def _training_error(message: str) -> str:
     return f"tokenizer training failed: {(message.strip().splitlines() or ['unknown error'])[0]}"
 
 
-def train_tokenizer(text_or_iterator: str | Iterable[str], vocab_size: int, out_prefix: str | os.PathLike) -> Path:
+def train_tokenizer(text_or_iterator: str | Iterable[str], vocab_size: int, out_prefix: str | os.PathLike,
+                    user_symbols: tuple[str, ...] = ()) -> Path:
     """Train a BPE model on a text (one sentence per line) or on an iterable of documents.
 
+    `user_symbols` become pieces of their own, with the ids right after the four special ones.
     Writes `<out_prefix>.model` and `<out_prefix>.vocab`; returns the .model path.
     """
     if isinstance(text_or_iterator, str):
@@ -87,6 +89,7 @@ def train_tokenizer(text_or_iterator: str | Iterable[str], vocab_size: int, out_
             num_threads=TRAINER_THREADS,
             max_sentence_length=MAX_SENTENCE_BYTES,
             logstream=_log_sink(),
+            **({"user_defined_symbols": list(user_symbols)} if user_symbols else {}),
             **TRAINER_FLAGS,
         )
     except RuntimeError as exc:
