@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from audit.finding import Finding
+from audit.replay.invariants import make_finding
 from audit.static.config import UNKNOWN, Config, Param
 
 SEQ = 128
@@ -268,10 +269,10 @@ def _note_hard_coded(plan: ShrinkPlan, hard: dict[str, tuple[int, int]], line_ma
         if toy is not None and literal > HARD_CODED_SLACK * max(toy, 1):
             path, line = line_map(line)
             plan.shrunk[name] = f"{literal} (hard-coded)"
-            plan.findings.append(Finding(
-                "RP090", "FMT-1", "note", "high", path, line, 0,
+            plan.findings.append(make_finding(
+                "RP090", "FMT-1", (path, line),
                 f"could not shrink {name} = {literal}: the code fixes it (no environment variable); the replay "
-                f"runs it as written", evidence=f"{name.lower()} = {literal}"))
+                f"runs it as written", evidence=f"{name.lower()} = {literal}", severity="note"))
 
 
 def _keep_logged(plan: ShrinkPlan, values: dict[str, tuple[Any, str]], params: dict[str, Param]) -> None:
