@@ -7,8 +7,9 @@ the run logs, the README/run-script commands); the submission is never imported.
 * sizes it reads from the environment are lowered to toy values (never raised): width (MODEL_DIM
   with NUM_HEADS/NUM_KV_HEADS: the GQA ratio kept, head_dim even and at least ROPE_DIMS), other
   *_DIM widths, MLP_MULT/MLP_HIDDEN, LoRA ranks, sequence lengths and strides, batch tokens and
-  sequences, ITERATIONS, warm-up, the wallclock cap, TTT chunks, epochs (two at most, so that a
-  multi-epoch mechanism stays) and prefix documents, calibration batches, val token limits. The
+  sequences, ITERATIONS (and *_START_STEP phase switches inside them), warm-up, the wallclock
+  cap, TTT chunks, epochs (two at most, so that a multi-epoch mechanism stays) and prefix
+  documents, calibration batches, val token limits. The
   layer count is left alone: layer-index settings (LOOP_START, XSA_LAST_N, VE_LAYERS) depend on it;
 * a size written as a literal in the Hyperparameters class or at module level cannot be set: far
   above its toy value it gives an RP090 note (the replay runs it as written);
@@ -71,6 +72,8 @@ SIZE_RULES: list[tuple[re.Pattern, Callable[[Any, dict], Any]]] = [
     (re.compile(r"^VAL_BATCH_(SIZE|TOKENS)$"), _cap(SEQ * GRAD_ACCUM_MAX * BATCH_SEQS)),
     (re.compile(r"_BATCH_SEQS$|^(TTT|EVAL|GPTQ)_BATCH_SIZE$|^SW_EVAL_BATCH$"), _cap(BATCH_SEQS)),
     (re.compile(r"^ITERATIONS$"), _cap(ITERATIONS)),
+    # a training phase the full run reaches (depth recurrence from step 3000) starts in the toy run too
+    (re.compile(r"_START_STEP$"), lambda v, s: min(v, ITERATIONS - 1) if v > 0 else v),
     (re.compile(r"^WARMUP_STEPS$"), _cap(0)),
     (re.compile(r"^MAX_WALLCLOCK_SECONDS$"), lambda v, s: min(v, WALLCLOCK_S) if v > 0 else WALLCLOCK_S),
     (re.compile(r"_CHUNK_TOKENS$"), _cap(CHUNK_TOKENS)),
