@@ -95,7 +95,10 @@ def entry_of(folder: Path) -> str:
         return "train_gpt.py"
     from audit.submission import load_submission
 
-    entry = load_submission(folder).entry
+    try:
+        entry = load_submission(folder).entry
+    except GolfError:  # no Python file at all (an empty folder, a folder of folders)
+        entry = ""
     if "/" in entry or not entry.startswith("train"):
         raise GolfError(f"{folder}: no train_gpt.py to replay")
     return entry
