@@ -72,5 +72,8 @@ def test_the_entry_is_train_gpt_py_else_the_variant_the_static_audit_picks(tmp_p
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no code\n")
-    with pytest.raises(GolfError):
+    with pytest.raises(GolfError, match="no train_gpt.py to replay"):
+        entry_of(empty)
+    (empty / "notes.txt").unlink()
+    with pytest.raises(GolfError, match="no train_gpt.py to replay"):
         entry_of(empty)

@@ -31,6 +31,7 @@ class Hyperparameters:
     gptq_calibration_batches = int(os.environ.get("GPTQ_CALIBRATION_BATCHES", 64))
     ttt_eval_only = os.environ.get("TTT_EVAL_ONLY", "0") == "1"
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    recur_start_step = int(os.environ.get("RECUR_START_STEP", 3000))
 {extra}
 
 args = Hyperparameters()
@@ -56,6 +57,7 @@ def test_sizes_read_from_the_environment_are_lowered_and_small_ones_kept(tmp_pat
     assert plan.env["MLP_MULT"] == "2.0"  # a float stays a float, an int an int
     assert plan.env["TTT_EPOCHS"] == "2"  # two epochs kept: a score-every-epoch mechanism still shows
     assert plan.env["TTT_CHUNK_TOKENS"] == "2048" and plan.env["GPTQ_CALIBRATION_BATCHES"] == "2"
+    assert plan.env["RECUR_START_STEP"] == "2"  # a phase the full run reaches starts inside the 3 toy steps
     assert int(plan.env["TRAIN_BATCH_TOKENS"]) % (8 * 128) == 0
     assert plan.shrunk["MODEL_DIM"] == "512->64" and plan.shrunk["MAX_WALLCLOCK_SECONDS"] == "600.0->30.0"
     assert "EVAL_SEQ_LEN" not in plan.env  # 64 is already below the toy length: never raised
@@ -90,7 +92,7 @@ def test_a_large_hard_coded_size_is_a_could_not_shrink_note_naming_it(tmp_path):
     plan = plan_shrink(submission(tmp_path, extra=extra))
     [finding] = plan.findings
     assert finding.code == "RP090" and finding.severity == "note" and "SEQ_LEN = 4096" in finding.message
-    assert finding.path == "train_gpt.py" and finding.line == 25
+    assert finding.path == "train_gpt.py" and finding.line == 26
     assert plan.shrunk["SEQ_LEN"] == "4096 (hard-coded)"
 
 

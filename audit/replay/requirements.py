@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from audit.finding import Finding
+from audit.replay.invariants import make_finding
 
 REQUIREMENTS = "requirements.txt"
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -45,6 +46,6 @@ def missing_requirements(folder: Path) -> list[Finding]:
     missing = [name for name in declared(path.read_text(errors="replace")) if not _installed(name)]
     if not missing:
         return []
-    return [Finding("RP091", "FMT-1", "note", "high", REQUIREMENTS, 0, 0,
-                    f"the submission needs packages this replay does not install: {', '.join(missing)}; "
-                    "only what runs without them was replayed", evidence=", ".join(missing))]
+    return [make_finding("RP091", "FMT-1", (REQUIREMENTS, 0),
+                         f"the submission needs packages this replay does not install: {', '.join(missing)}; "
+                         "only what runs without them was replayed", evidence=", ".join(missing), severity="note")]

@@ -7,8 +7,9 @@ the run logs, the README/run-script commands); the submission is never imported.
 * sizes it reads from the environment are lowered to toy values (never raised): width (MODEL_DIM
   with NUM_HEADS/NUM_KV_HEADS: the GQA ratio kept, head_dim even and at least ROPE_DIMS), other
   *_DIM widths, MLP_MULT/MLP_HIDDEN, LoRA ranks, sequence lengths and strides, batch tokens and
-  sequences, ITERATIONS, warm-up, the wallclock cap, TTT chunks, epochs (two at most, so that a
-  multi-epoch mechanism stays) and prefix documents, calibration batches, val token limits. The
+  sequences, ITERATIONS (and *_START_STEP phase switches inside them), warm-up, the wallclock
+  cap, TTT chunks, epochs (two at most, so that a multi-epoch mechanism stays) and prefix
+  documents, calibration batches, val token limits. The
   layer count is left alone: layer-index settings (LOOP_START, XSA_LAST_N, VE_LAYERS) depend on it;
 * a size written as a literal in the Hyperparameters class or at module level cannot be set: far
   above its toy value it gives an RP090 note (the replay runs it as written);
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from audit.finding import Finding
+from audit.replay.invariants import make_finding
 from audit.static.config import UNKNOWN, Config, Param
 
 SEQ = 128
@@ -70,6 +72,8 @@ SIZE_RULES: list[tuple[re.Pattern, Callable[[Any, dict], Any]]] = [
     (re.compile(r"^VAL_BATCH_(SIZE|TOKENS)$"), _cap(SEQ * GRAD_ACCUM_MAX * BATCH_SEQS)),
     (re.compile(r"_BATCH_SEQS$|^(TTT|EVAL|GPTQ)_BATCH_SIZE$|^SW_EVAL_BATCH$"), _cap(BATCH_SEQS)),
     (re.compile(r"^ITERATIONS$"), _cap(ITERATIONS)),
+    # a training phase the full run reaches (depth recurrence from step 3000) starts in the toy run too
+    (re.compile(r"_START_STEP$"), lambda v, s: min(v, ITERATIONS - 1) if v > 0 else v),
     (re.compile(r"^WARMUP_STEPS$"), _cap(0)),
     (re.compile(r"^MAX_WALLCLOCK_SECONDS$"), lambda v, s: min(v, WALLCLOCK_S) if v > 0 else WALLCLOCK_S),
     (re.compile(r"_CHUNK_TOKENS$"), _cap(CHUNK_TOKENS)),
@@ -268,10 +272,10 @@ def _note_hard_coded(plan: ShrinkPlan, hard: dict[str, tuple[int, int]], line_ma
         if toy is not None and literal > HARD_CODED_SLACK * max(toy, 1):
             path, line = line_map(line)
             plan.shrunk[name] = f"{literal} (hard-coded)"
-            plan.findings.append(Finding(
-                "RP090", "FMT-1", "note", "high", path, line, 0,
+            plan.findings.append(make_finding(
+                "RP090", "FMT-1", (path, line),
                 f"could not shrink {name} = {literal}: the code fixes it (no environment variable); the replay "
-                f"runs it as written", evidence=f"{name.lower()} = {literal}"))
+                f"runs it as written", evidence=f"{name.lower()} = {literal}", severity="note"))
 
 
 def _keep_logged(plan: ShrinkPlan, values: dict[str, tuple[Any, str]], params: dict[str, Param]) -> None:

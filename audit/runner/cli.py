@@ -180,8 +180,8 @@ def _smoke(args, folder: Path, seeds: list[int], env: dict[str, str]):
     does not run end to end (its budgets are not judged: the clocks are virtual)."""
     import os
 
-    from audit.finding import Finding
     from audit.replay.requirements import missing_requirements
+    from audit.runner import checks
     from audit.replay.run import replay_environment
 
     base = {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), **env}
@@ -195,8 +195,8 @@ def _smoke(args, folder: Path, seeds: list[int], env: dict[str, str]):
         if not ok:
             why = f"killed after {args.timeout or SMOKE_TIMEOUT_S:.0f} s" if r.timed_out else (
                 f"exit code {r.returncode}" if r.returncode else "no val_bpb in its log")
-            findings.append(Finding("PG920", "FMT-1", "error", "high", r.log, 0, 0,
-                                    f"seed {r.seed}: the smoke run did not finish end to end ({why}): {_blocker(r.log)}"))
+            findings.append(checks._finding("PG920", "FMT-1", f"seed {r.seed}: the smoke run did not finish end to end "
+                                            f"({why}): {_blocker(r.log)}", path=r.log))
         rows.append({"seed": r.seed, "status": status, "wall_seconds": r.wall_seconds, "run_dir": r.run_dir,
                      "log": r.log, "command": r.command, "shrink": dict(plan.shrunk), **r.summary.to_dict()})
     return findings, rows
