@@ -18,6 +18,7 @@ from typing import Iterator
 
 from audit.normalize import Normalized, normalize_source
 from audit.runner.logs import RunSummary, parse_log
+from audit.static.nodes import closure_forward
 from audit.static.rule import AuditContext, SourceFile
 
 ARTIFACT_LIMIT = 16_000_000  # decimal bytes (README FAQ: "16,000,000 total bytes")
@@ -464,18 +465,6 @@ def touches_train_data(node: ast.AST) -> bool:
     return any(_is_train_node(sub) for sub in ast.walk(node))
 
 
-def _closure(direct: set[str], callees: dict[str, set[str]]) -> set[str]:
-    out = set(direct)
-    changed = True
-    while changed:
-        changed = False
-        for name, called in callees.items():
-            if name not in out and called & out:
-                out.add(name)
-                changed = True
-    return out
-
-
 def train_facts(src: SourceFile) -> TrainFacts:
     cached = getattr(src, "_front_train", None)
     if cached is not None:
@@ -485,10 +474,10 @@ def train_facts(src: SourceFile) -> TrainFacts:
     for node in index.of(ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
         defs.setdefault(node.name, []).append(node)
     callees = {name: set().union(*(index.callees.get(d, set()) for d in nodes)) for name, nodes in defs.items()}
-    touching = _closure({n for n, nodes in defs.items() if any(d in index.touches_train for d in nodes)}, callees)
+    touching = closure_forward({n for n, nodes in defs.items() if any(d in index.touches_train for d in nodes)}, callees)
     calib_direct = {n for n in defs if "register_forward_hook" in callees[n] or (CALIB_NAME.search(n) and n in touching)}
-    calibrates = _closure(calib_direct, callees)
-    backward_fns = _closure({n for n in defs if "backward" in callees[n]}, callees)
+    calibrates = closure_forward(calib_direct, callees)
+    backward_fns = closure_forward({n for n in defs if "backward" in callees[n]}, callees)
     loops = []
     for node in index.of(ast.For, ast.While, ast.AsyncFor):
         called = index.callees.get(node, set())
@@ -503,7 +492,7 @@ def train_facts(src: SourceFile) -> TrainFacts:
         fn = src.analysis.enclosing_function(loop)
         if fn is not None:
             direct_training.add(fn.name)
-    training = _closure(direct_training, callees)
+    training = closure_forward(direct_training, callees)
     facts = TrainFacts(touching=touching, calibrates=calibrates, loops=outermost, training=training)
     try:
         src._front_train = facts
