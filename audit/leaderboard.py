@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from golf.errors import GolfError
 
 CACHE_VERSION = 1
+RECORD_SUPPORT = "record_support"  # submission_type of a reproduction folded into the PR it supports
 REPO_ENV = "GOLF_REPO"  # the clone `golf leaderboard`, STAT-1 (PG016) and `--against auto` read by default
 SCORE_KEYS = ("val_bpb", "mean_val_bpb", "mean_bpb", "val_bpb_mean")
 PER_SEED_KEYS = ("seed_results", "seeds")  # {seed: {"val_bpb": x}} under either name
@@ -85,13 +86,21 @@ class Leaderboard:
                 frontier.append(row)
         return frontier
 
-    def record_at(self, date: dt.date, exclude: Iterable[str] = ()) -> Row | None:
-        """The record standing on `date`: the best entry merged strictly before that day (leaving out
-        the folders in `exclude`, e.g. the submission under audit when it is itself merged)."""
+    def record_at(self, date: dt.date, exclude: Iterable[str] = (), by: str = "merged") -> Row | None:
+        """The record standing on `date`: the best entry dated strictly before that day, leaving out
+        the folders in `exclude` (e.g. the submission under audit when it is itself merged).
+
+        by="merged" dates an entry by the day it reached the ref (what the leaderboard showed then);
+        by="submitted" by its own date (folder prefix / submission.json, else the merge day): the
+        chronological frontier a submission is judged against, since records are accepted in the
+        order they were submitted (CHRONO-1) and merges lagged by days near the end."""
+        if by not in ("merged", "submitted"):
+            raise ValueError(f"record_at: by must be 'merged' or 'submitted', not {by!r}")
         left_out = set(exclude)
         standing = None
         for row in sorted(self.entries, key=lambda r: (r.merged_at, r.val_bpb)):
-            if row.date < date and row.folder not in left_out and (standing is None or row.val_bpb < standing.val_bpb):
+            day = row.date if by == "merged" else (row.claimed_date or row.date)
+            if day < date and row.folder not in left_out and (standing is None or row.val_bpb < standing.val_bpb):
                 standing = row
         return standing
 
@@ -256,7 +265,7 @@ def _build(git_dir: str, track: str, ref: str, sha: str) -> Leaderboard:
     entries: list[Row] = []
     supports: list[tuple[str, dict]] = []
     for folder, meta in metas.items():
-        if meta.get("submission_type") == "record_support":
+        if meta.get("submission_type") == RECORD_SUPPORT:
             supports.append((folder, meta))
             continue
         seeds = per_seed_scores(meta) or logged.get(folder)
@@ -339,10 +348,10 @@ def track_of(meta: dict | None, default: str = "10min_16mb") -> str:
 
 
 def standing_record(repo: str, on: dt.date | None, folder_name: str = "", meta: dict | None = None) -> Row | None:
-    """The record a submission dated `on` (today when unknown) is judged against: the frontier of
-    the clone's leaderboard merged before that day, never the submission's own folder."""
+    """The record a submission dated `on` (today when unknown) is judged against: the best merged
+    record submitted before that day (the chronological frontier), never the submission's own folder."""
     board = load_leaderboard(repo, track=track_of(meta))
-    return board.record_at(on or dt.date.today(), exclude=[folder_name] if folder_name else [])
+    return board.record_at(on or dt.date.today(), exclude=[folder_name] if folder_name else [], by="submitted")
 
 
 # -- significance against a row ------------------------------------------------------------------

@@ -60,9 +60,9 @@ def review_facts(git_dir: str, base: str, folder_on_disk: Path, folder: str, pr_
     except GolfError as exc:
         facts["record_note"] = f"leaderboard not available: {exc}"
         return facts
-    row = board.record_at(date, exclude=[Path(folder).name]) if date else None
+    row = board.record_at(date, exclude=[Path(folder).name], by="submitted") if date else None
     if row is None:
-        facts["record_note"] = f"no record of track {track_of(folder)} merged before {date}"
+        facts["record_note"] = f"no merged record of track {track_of(folder)} submitted before {date}"
         return facts
     facts["record"] = _row(row)
     if candidate is not None:

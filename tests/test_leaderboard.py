@@ -57,6 +57,15 @@ def test_record_at(repo, day, expected):
     assert (record.folder if record else None) == expected
 
 
+def test_record_at_by_submission_date(repo):
+    """A submission is judged against the records submitted before it, merged or not on its day."""
+    board = load_leaderboard(repo.git_dir)
+    assert board.record_at(D(2026, 3, 20)).folder == "2026-03-17_Base"  # Better was merged on the 20th
+    assert board.record_at(D(2026, 3, 20), by="submitted").folder == "2026-03-19_Better"  # submitted the 19th
+    with pytest.raises(ValueError):
+        board.record_at(D(2026, 3, 20), by="pushed")
+
+
 def test_record_at_leaves_out_the_audited_folder(repo):
     board = load_leaderboard(repo.git_dir)
     assert board.record_at(D(2026, 4, 1), exclude=["2026-03-24_Best"]).folder == "2026-03-19_Better"

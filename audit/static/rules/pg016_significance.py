@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from audit.leaderboard import REPO_ENV, Row, per_seed_scores, significance_table, standing_record
+from audit.leaderboard import RECORD_SUPPORT, REPO_ENV, Row, per_seed_scores, significance_table, standing_record
 from audit.rulings import context_date, stat1_severity
 from audit.static.evidence import run_logs
 from audit.static.rule import Rule
@@ -35,10 +35,12 @@ class Significance(Rule):
 
     The seeds are the folder's scored run logs (one per seed), else submission.json's per-seed
     results. The record is, in this order: the GOLF_RECORD environment variable (a val_bpb), the
-    leaderboard of the clone named by GOLF_REPO (`golf leaderboard`: the best record merged before the
-    submission's date, the folder's date prefix or submission.json's date), or the baseline
+    leaderboard of the clone named by GOLF_REPO (`golf leaderboard`: the best merged record submitted
+    before the submission's date, the folder's date prefix or submission.json's date: the
+    chronological frontier, CHRONO-1), or the baseline
     submission.json says it compares with (`comparison_baseline_bpb`). With none of them, or for a
-    non-record submission, the rule says nothing. Failing both tests is an error; failing only the
+    non-record submission or a record_support reproduction (its seeds count for the PR it supports),
+    the rule says nothing. Failing both tests is an error; failing only the
     README's 0.005-nat rule is a warning (fewer than 15 % of merged records met it, Issue #2148);
     fewer than 2 seeds cannot be tested (a note; STAT-2 wants 3). The finding carries the table.
     """
@@ -61,9 +63,9 @@ class Significance(Rule):
     ]
 
     def check(self, ctx):
-        if ctx.non_record:
-            return
         meta = ctx.submission if isinstance(ctx.submission, dict) else {}
+        if ctx.non_record or meta.get("submission_type") == RECORD_SUPPORT:  # no record claim of its own
+            return
         bpb, losses, source = self._candidate(ctx, meta)
         if not bpb:
             return
