@@ -72,6 +72,9 @@ _META = {
     "element_size", "stride", "storage_offset", "data_ptr", "is_contiguous", "__len__", "requires_grad",
     "is_cuda", "is_leaf", "grad_fn", "untyped_storage", "__hash__", "get_device", "is_complex", "layout",
     "__get__", "_version", "names", "is_sparse", "is_inference",
+} | {
+    # in place, but on the tensor's autograd flags or names, never its values: not a write
+    "requires_grad_", "retain_grad", "detach_", "rename_",
 }
 
 (K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META, K_SELECT,
