@@ -115,7 +115,7 @@ def test_per_document_ttt_over_shuffled_batches_is_one_pass(data, fixture):
     assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
     assert s["counted_pass"]["match"] == "match" and s["first_violation"] is None
     assert s["counted_exactly_once"] == s["positions_counted"] == s["positions_scored"]
-    assert s["updates_using_val"] >= 6
+    assert s["updates_using_val"] >= 2  # one step per batch (the demo data holds a few long documents)
 
 
 @pytest.mark.parametrize("name", [

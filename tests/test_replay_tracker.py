@@ -181,3 +181,23 @@ def test_toggling_autograd_flags_of_a_parameter_is_not_a_write(stream):
         assert write["name"] == "mul_" and write["unscored"] == 40
     finally:
         tracker.remove_hooks()
+
+
+def test_integer_work_on_the_tokens_under_autograd_does_not_feed_an_optimizer_step(stream):
+    tracker = _tracked(stream)
+    model = torch.nn.Embedding(VOCAB, 4)
+    head = torch.nn.Linear(4, VOCAB)
+    opt = torch.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.1)
+    try:
+        with tracker:
+            val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
+            starts = (val == 5).nonzero().flatten().tolist()  # document starts, autograd on
+            loss = F.cross_entropy(head(model(val[0:32])), val[1:33])  # scores 1..32, then trains on them
+            loss.backward()
+            opt.step()
+        (step,) = [m for m in tracker.ledger.mutations if m["kind"] == "optimizer"]
+        assert (step["fed_min"], step["fed_max"], step["unscored"]) == (0, 32, 1)  # position 0 is never a target
+        assert tracker.ledger.first_grad_update_seq[100] == -1
+        del starts
+    finally:
+        tracker.remove_hooks()

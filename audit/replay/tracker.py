@@ -121,6 +121,11 @@ def _written(kind: int, args, kwargs):
     return dst if isinstance(dst, torch.Tensor) else None
 
 
+def _may_carry_grad(out) -> bool:
+    return any(isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex())
+               for o in (out if type(out) in (list, tuple) else (out,)))
+
+
 def _is_int(t) -> bool:
     return isinstance(t, torch.Tensor) and not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
 
@@ -329,7 +334,9 @@ class Tracker(TorchFunctionMode):
         out = func(*args, **kwargs)
         if written is not None:
             self._resync(written)
-        grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        # only a floating result can carry a gradient: finding document starts by comparing the
+        # tokens, under autograd, does not feed the next optimizer step
+        grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled() and _may_carry_grad(out)
         with torch._C.DisableTorchFunction():
             losses = self._tagged_args(args, kwargs, loss=True)
             if losses:
