@@ -18,8 +18,8 @@ that computes the loss of every row but sums only its last rows counts only thos
 Mutations are optimizer steps (the global optimizer step hooks), in-place writes to the storage of
 a parameter or buffer seen in a forward, writes keyed by validation positions into any tensor (a
 cache), and version-counter or storage changes noticed between scores. Each is attributed the
-positions consumed since the previous mutation: those read under autograd for optimizer steps,
-all of them for direct writes.
+positions consumed since the previous mutation: those read under autograd into a floating result
+(one a gradient could flow through) for optimizer steps, all of them for direct writes.
 
 The per-op cost is one dict lookup per tensor argument when no shadowed tensor is involved: the
 mode never inspects float tensors it has no reason to look at.
