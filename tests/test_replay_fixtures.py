@@ -108,9 +108,19 @@ def test_records_style_sliding_windows_count_each_position_once(data, fixture):
     assert abs(summary["recomputed_val_bpb"] - summary["reported_val_bpb"]) <= 1e-6 * summary["reported_val_bpb"]
 
 
+def test_per_document_ttt_over_shuffled_batches_is_one_pass(data, fixture):
+    # each batch starts again before the previous one: still one evaluation, scored before each step
+    outcome = run_replay(fixture("legal_batched_doc_ttt"), data=data, probes=False)
+    s = outcome.summary
+    assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
+    assert s["counted_pass"]["match"] == "match" and s["first_violation"] is None
+    assert s["counted_exactly_once"] == s["positions_counted"] == s["positions_scored"]
+    assert s["updates_using_val"] >= 2  # one step per batch (the demo data holds a few long documents)
+
+
 @pytest.mark.parametrize("name", [
     "rescore_s1", "temperature_rescore", "ttt_before_score", "calib_on_val", "skip_tokens", "count_twice",
-    "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "network_call",
+    "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "network_call", "batched_doc_ttt_train_first",
 ])
 def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, fixture, name):
     outcome = run_replay(fixture(name), data=data, probes=False)

@@ -160,3 +160,44 @@ def test_metadata_reads_do_not_count_as_uses(stream):
 def test_loopback_is_the_only_network_a_replay_allows():
     assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
     assert not _is_loopback("example.com") and not _is_loopback("10.0.0.1")
+
+
+def test_toggling_autograd_flags_of_a_parameter_is_not_a_write(stream):
+    tracker = _tracked(stream)
+    lin = torch.nn.Linear(3, 3)
+    emb = torch.nn.Embedding(VOCAB, 3)
+    try:
+        with tracker:
+            val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
+            lin(emb(val[100:140]))  # tokens read, not yet scored
+            for p in list(lin.parameters()) + list(emb.parameters()):
+                p.requires_grad_(False)  # freezing the base model before adapting it
+            lin.weight.detach_()
+            lin.weight.requires_grad_(True)
+            lin.weight.retain_grad()
+            with torch.no_grad():
+                lin.weight.mul_(2.0)  # a real write still counts
+        (write,) = tracker.ledger.mutations
+        assert write["name"] == "mul_" and write["unscored"] == 40
+    finally:
+        tracker.remove_hooks()
+
+
+def test_integer_work_on_the_tokens_under_autograd_does_not_feed_an_optimizer_step(stream):
+    tracker = _tracked(stream)
+    model = torch.nn.Embedding(VOCAB, 4)
+    head = torch.nn.Linear(4, VOCAB)
+    opt = torch.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.1)
+    try:
+        with tracker:
+            val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
+            starts = (val == 5).nonzero().flatten().tolist()  # document starts, autograd on
+            loss = F.cross_entropy(head(model(val[0:32])), val[1:33])  # scores 1..32, then trains on them
+            loss.backward()
+            opt.step()
+        (step,) = [m for m in tracker.ledger.mutations if m["kind"] == "optimizer"]
+        assert (step["fed_min"], step["fed_max"], step["unscored"]) == (0, 32, 1)  # position 0 is never a target
+        assert tracker.ledger.first_grad_update_seq[100] == -1
+        del starts
+    finally:
+        tracker.remove_hooks()

@@ -165,7 +165,9 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
     else:
         findings += _check_counted(counted, how, rep, n, ledgers, locator, summary)
         first_score_t = _first_evaluation_scores(ledgers, counted, n)
-        findings += _check_order(counted, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary)
+        delimiter = np.asarray(luts.is_boundary, dtype=bool)[np.clip(stream, 0, len(luts.is_boundary) - 1)]
+        findings += _check_order(counted, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary,
+                                 delimiter)
     findings += _check_gaps(ledgers, locator)
     findings += _check_c2(ledgers, locator)
     findings += _check_network(ledgers, locator)
@@ -257,10 +259,14 @@ def _first_evaluation_scores(ledgers, counted: L.Candidate, n: int) -> np.ndarra
     return first
 
 
-def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary) -> list[Finding]:
+def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary,
+                 delimiter: np.ndarray) -> list[Finding]:
+    """TTT-1 and TTT-2 on the order of scores and updates. A position holding a delimiter (a
+    document's BOS: a boundary token) is left out: per-document TTT reads it as the first input of
+    the next document before the previous one's last target is scored, and it carries no content."""
     out = []
     n = first_score_t.size
-    early = np.flatnonzero(np.isfinite(first_update_t) & (first_update_t < first_score_t))
+    early = np.flatnonzero(np.isfinite(first_update_t) & (first_update_t < first_score_t) & ~delimiter)
     early = early[early >= 1]
     violation = None
     if early.size:
@@ -274,7 +280,7 @@ def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t,
         violation = {"position": first, "update": (m or {}).get("name"), "kind": (m or {}).get("kind"), "line": where[1], "rule": "TTT-1"}
     counted_t = np.full(n, -np.inf)
     np.maximum.at(counted_t, c.positions, c.times)
-    rescored = np.flatnonzero((counted_t > first_grad_update_t) & (first_score_t < first_grad_update_t))
+    rescored = np.flatnonzero((counted_t > first_grad_update_t) & (first_score_t < first_grad_update_t) & ~delimiter)
     if rescored.size:
         p = int(rescored[0])
         first_event = _score_event_at(ledgers, p, first_score_t[p])

@@ -2,8 +2,12 @@
 
 A *site* is where a loss op ran in the submission (its stack of submission frames). Successive
 scoring events of one site form a *pass* until an event goes back to (or before) the first
-position of the current pass: a re-evaluation starts a new pass, while overlapping windows and the
-chunks of a TTT loop stay in one. The k-th pass of a site on every rank is one pass of the run.
+position of the current pass and scores again a position the pass already counted: a
+re-evaluation starts a new pass, while overlapping windows, the chunks of a TTT loop and the
+batches of a per-document TTT (each batch starting again near the front of the stream, on
+documents not scored yet) stay in one. The k-th pass of a site on every rank is one pass of the run.
+Sites that differ only in the lines of their outer frames (one loop scoring at two calls) also make
+passes together.
 For each pass the candidate reported sums are computed: the instances the run summed ("reduced",
 when it summed only some of what it scored), every scored instance ("all"), or only each
 position's first or last instance when a position was scored several times.
@@ -70,19 +74,44 @@ def site_key(site: tuple) -> tuple:
 
 
 def split_passes(ledgers: list[dict]) -> list[Pass]:
-    """All passes of the run, ordered by their start time."""
+    """All passes of the run, ordered by their start time: those of each site, and those of each
+    set of sibling sites (see sibling_key) that span more than one site."""
+    passes = list(_split(ledgers, site_key).values())
+    passes += [p for p in _split(ledgers, sibling_key).values() if len({site_key(e["site"]) for _, e in p.events}) > 1]
+    return sorted(passes, key=lambda p: p.start_time)
+
+
+def sibling_key(site: tuple) -> tuple:
+    """A site without the lines of its outer frames: the same loss line reached from several calls
+    in the same functions (an evaluation loop that scores most chunks in one call and the last
+    ones in another) is one evaluation."""
+    return tuple((f, fn) for f, _, fn in site[:-1]) + site_key(site[-1:])
+
+
+def _split(ledgers: list[dict], key_of) -> dict[tuple, Pass]:
     merged: dict[tuple, Pass] = {}
     for ledger in ledgers:
-        current: dict[tuple, tuple[int, int]] = {}  # site -> (pass index, first position of the pass)
+        current: dict[tuple, tuple[int, int, np.ndarray]] = {}  # key -> (pass index, first position, counted)
         for event in sorted(ledger["scores"], key=lambda e: e["seq"]):
-            key = site_key(event["site"])
+            key = key_of(event["site"])
             lo = int(event["positions"].min())
-            index, first = current.get(key, (-1, None))
-            if first is None or lo <= first:
-                index, first = index + 1, lo
-            current[key] = (index, first)
+            counted = _counted_positions(event)
+            index, first, seen = current.get(key, (-1, None, None))
+            if first is None or (lo <= first and seen[counted].any()):
+                index, first, seen = index + 1, lo, np.zeros(ledger["stream_len"], dtype=bool)
+            first = min(first, lo)
+            seen[counted] = True
+            current[key] = (index, first, seen)
             merged.setdefault((key, index), Pass(site=event["site"], index=index)).events.append((ledger["rank"], event))
-    return sorted(merged.values(), key=lambda p: p.start_time)
+    return merged
+
+
+def _counted_positions(event: dict) -> np.ndarray:
+    """The positions of a scoring event that the run summed (all of them when it summed none)."""
+    reduced = event.get("reduced")
+    if reduced is not None and reduced.any():
+        return event["positions"][reduced]
+    return event["positions"]
 
 
 @dataclass

@@ -18,8 +18,8 @@ that computes the loss of every row but sums only its last rows counts only thos
 Mutations are optimizer steps (the global optimizer step hooks), in-place writes to the storage of
 a parameter or buffer seen in a forward, writes keyed by validation positions into any tensor (a
 cache), and version-counter or storage changes noticed between scores. Each is attributed the
-positions consumed since the previous mutation: those read under autograd for optimizer steps,
-all of them for direct writes.
+positions consumed since the previous mutation: those read under autograd into a floating result
+(one a gradient could flow through) for optimizer steps, all of them for direct writes.
 
 The per-op cost is one dict lookup per tensor argument when no shadowed tensor is involved: the
 mode never inspects float tensors it has no reason to look at.
@@ -72,6 +72,9 @@ _META = {
     "element_size", "stride", "storage_offset", "data_ptr", "is_contiguous", "__len__", "requires_grad",
     "is_cuda", "is_leaf", "grad_fn", "untyped_storage", "__hash__", "get_device", "is_complex", "layout",
     "__get__", "_version", "names", "is_sparse", "is_inference",
+} | {
+    # in place, but on the tensor's autograd flags or names, never its values: not a write
+    "requires_grad_", "retain_grad", "detach_", "rename_",
 }
 
 (K_OTHER, K_MOVE, K_GETITEM, K_GATHER, K_SETITEM, K_COPY, K_INPLACE, K_INDEXED, K_CE, K_NLL, K_META, K_SELECT,
@@ -116,6 +119,11 @@ def _written(kind: int, args, kwargs):
         return None
     dst = args[0] if args else kwargs.get("tensor", kwargs.get("input"))
     return dst if isinstance(dst, torch.Tensor) else None
+
+
+def _may_carry_grad(out) -> bool:
+    return any(isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex())
+               for o in (out if type(out) in (list, tuple) else (out,)))
 
 
 def _is_int(t) -> bool:
@@ -326,7 +334,9 @@ class Tracker(TorchFunctionMode):
         out = func(*args, **kwargs)
         if written is not None:
             self._resync(written)
-        grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        # only a floating result can carry a gradient: finding document starts by comparing the
+        # tokens, under autograd, does not feed the next optimizer step
+        grad = torch.is_grad_enabled() and not torch.is_inference_mode_enabled() and _may_carry_grad(out)
         with torch._C.DisableTorchFunction():
             losses = self._tagged_args(args, kwargs, loss=True)
             if losses:
