@@ -8,14 +8,15 @@ A fixture's train_gpt.py is its variant.py followed by tests/fixtures/replay_cud
 from pathlib import Path
 
 import pytest
+from replay_fixture_kit import FixtureFamily
 
 from audit.finding import verdict_of
 from audit.replay import run_replay
 from audit.replay.run import SYNTHETIC
 from golf.errors import GolfError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "replay_cuda"
-SHARED = FIXTURES / "_shared.py"
+FIXTURES = FixtureFamily(Path(__file__).parent / "fixtures" / "replay_cuda")
+source = FIXTURES.source
 
 pytestmark = pytest.mark.slow
 
@@ -29,22 +30,10 @@ def data(tmp_path_factory):
     return out
 
 
-def source(name: str) -> str:
-    return (FIXTURES / name / "variant.py").read_text() + "\n\n" + SHARED.read_text()
-
-
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cuda-fixtures")
-
-    def prepare(name: str) -> Path:
-        folder = root / name
-        if not folder.exists():
-            folder.mkdir()
-            (folder / "train_gpt.py").write_text(source(name))
-        return folder
-
-    return prepare
+    """The folder of one fixture submission, its train_gpt.py assembled (replay_fixture_kit)."""
+    return FIXTURES.folders(tmp_path_factory.mktemp("cuda-fixtures"))
 
 
 def line_of(name: str, marker: str) -> int:

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from replay_fixture_kit import FixtureFamily
 
 from audit.finding import verdict_of
 from audit.replay import run_replay
@@ -23,8 +24,8 @@ from audit.replay.ledger import load_ledgers
 from audit.replay.run import SYNTHETIC
 from golf.data.tokenizer import build_byte_luts, load_tokenizer
 
-FIXTURES = Path(__file__).parent / "fixtures" / "replay"
-SHARED = FIXTURES / "_shared.py"
+FIXTURES = FixtureFamily(Path(__file__).parent / "fixtures" / "replay")
+source = FIXTURES.source
 EXPECT = re.compile(r"# <- EXPECT (\S+)")
 
 pytestmark = pytest.mark.slow
@@ -40,27 +41,10 @@ def data(tmp_path_factory):
     return out
 
 
-def source(name: str) -> str:
-    """The fixture's train_gpt.py as a run sees it."""
-    folder = FIXTURES / name
-    if (folder / "train_gpt.py").exists():
-        return (folder / "train_gpt.py").read_text()
-    return (folder / "variant.py").read_text() + "\n\n" + SHARED.read_text()
-
-
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory):
-    """The folder of one fixture submission, its train_gpt.py assembled (see source)."""
-    root = tmp_path_factory.mktemp("fixtures")
-
-    def prepare(name: str) -> Path:
-        folder = root / name
-        if not folder.exists():
-            folder.mkdir()
-            (folder / "train_gpt.py").write_text(source(name))
-        return folder
-
-    return prepare
+    """The folder of one fixture submission, its train_gpt.py assembled (replay_fixture_kit)."""
+    return FIXTURES.folders(tmp_path_factory.mktemp("fixtures"))
 
 
 def expected(name: str) -> set[tuple[str, int]]:
