@@ -3,6 +3,10 @@ attention, the 3.12 f-string rewrite, Triton kernel identification by source, an
 leaves a CUDA machine unemulated."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -225,3 +229,27 @@ def test_re_initialising_an_adapter_is_not_an_update_fed_by_the_tokens_read_befo
     kinds = [(m["kind"], m["name"], m["fed"]) for m in tracker.ledger.mutations]
     assert kinds == [("optimizer", "SGD", 200)], kinds  # the read is charged to the step, not to the re-draw
     del bos
+
+
+DDP_ON_CUDA = """
+import os, torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from audit.replay import emulation
+from audit.replay.emulation import distributed
+record = emulation.Record()
+distributed.install(record)
+dist.init_process_group(backend="nccl")
+model = DDP(torch.nn.Linear(4, 2), device_ids=[int(os.environ.get("LOCAL_RANK", "0"))], output_device=0)
+model(torch.ones(3, 4)).sum().backward()
+print(record.applied)
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_given_a_cuda_device_wraps_a_cpu_module(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_PORT")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", DDP_ON_CUDA], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "DistributedDataParallel device_ids dropped (module on the CPU)" in done.stdout
+    assert "nccl->gloo" in done.stdout

@@ -1,5 +1,6 @@
-"""torch.distributed on the CPU: NCCL becomes gloo, and an env:// initialisation without torchrun's
-variables becomes a one-process group on the loopback."""
+"""torch.distributed on the CPU: NCCL becomes gloo, an env:// initialisation without torchrun's
+variables becomes a one-process group on the loopback, and DistributedDataParallel forgets the CUDA
+device it was given (device_ids / output_device only work for modules on a CUDA device)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import socket
 
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 def _free_port() -> int:
@@ -42,3 +44,12 @@ def install(record) -> None:
         return real_barrier(group=group, async_op=async_op)
 
     dist.init_process_group, dist.new_group, dist.barrier = init_process_group, new_group, barrier
+
+    real_ddp_init = DistributedDataParallel.__init__
+
+    def ddp_init(self, module, device_ids=None, output_device=None, *args, **kwargs):
+        if device_ids is not None or output_device is not None:
+            record.note("DistributedDataParallel device_ids dropped (module on the CPU)")
+        real_ddp_init(self, module, None, None, *args, **kwargs)
+
+    DistributedDataParallel.__init__ = ddp_init
