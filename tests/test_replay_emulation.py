@@ -156,17 +156,23 @@ def test_auto_emulates_only_without_cuda(monkeypatch):
     assert emulation.wanted({}) is True
 
 
+def _stream_tracker():
+    """A 200-token validation stream over ids 4..10 and a recorder of it with its hooks installed."""
+    from audit.replay.tracker import Tracker
+
+    stream = np.random.default_rng(0).integers(4, 11, size=200).astype(np.int64)
+    tracker = Tracker(stream)
+    tracker.install_hooks()
+    return stream, tracker
+
+
 @torch.library.custom_op("golftest::opaque_ce", mutates_args=())
 def opaque_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits, targets, reduction="none")
 
 
 def test_a_custom_op_is_opaque_its_val_inputs_feed_the_next_update():
-    from audit.replay.tracker import Tracker
-
-    stream = np.random.default_rng(0).integers(4, 11, size=200).astype(np.int64)
-    tracker = Tracker(stream)
-    tracker.install_hooks()
+    stream, tracker = _stream_tracker()
     model = torch.nn.Linear(4, 11)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     try:
@@ -206,11 +212,7 @@ def test_a_cuda_autocast_region_in_fp32_lets_bf16_weights_meet_fp32_activations(
 
 def test_re_initialising_an_adapter_is_not_an_update_fed_by_the_tokens_read_before():
     """Real TTT code re-draws its LoRA weights per document (uniform_/zero_): values from no input."""
-    from audit.replay.tracker import Tracker
-
-    stream = np.random.default_rng(0).integers(4, 11, size=200).astype(np.int64)
-    tracker = Tracker(stream)
-    tracker.install_hooks()
+    stream, tracker = _stream_tracker()
     adapter = torch.nn.Linear(4, 4)
     opt = torch.optim.SGD(adapter.parameters(), lr=0.1)
     try:

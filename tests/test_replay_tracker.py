@@ -22,6 +22,12 @@ def _tracked(stream, capture=()):
     return tracker
 
 
+def _embedding_lm():
+    """A two-layer language model over the test vocabulary and its SGD optimizer."""
+    model, head = torch.nn.Embedding(VOCAB, 4), torch.nn.Linear(4, VOCAB)
+    return model, head, torch.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.1)
+
+
 def test_a_tensor_equal_to_a_stretch_of_the_stream_is_tagged(stream):
     tracker = _tracked(stream)
     try:
@@ -107,9 +113,7 @@ def test_only_the_losses_that_reach_a_sum_are_counted(stream):
 
 def test_an_optimizer_step_is_attributed_the_positions_its_gradients_came_from(stream):
     tracker = _tracked(stream)
-    model = torch.nn.Embedding(VOCAB, 4)
-    head = torch.nn.Linear(4, VOCAB)
-    opt = torch.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.1)
+    model, head, opt = _embedding_lm()
     try:
         with tracker:
             val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
@@ -185,9 +189,7 @@ def test_toggling_autograd_flags_of_a_parameter_is_not_a_write(stream):
 
 def test_integer_work_on_the_tokens_under_autograd_does_not_feed_an_optimizer_step(stream):
     tracker = _tracked(stream)
-    model = torch.nn.Embedding(VOCAB, 4)
-    head = torch.nn.Linear(4, VOCAB)
-    opt = torch.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.1)
+    model, head, opt = _embedding_lm()
     try:
         with tracker:
             val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
