@@ -103,7 +103,7 @@ def test_per_document_ttt_over_shuffled_batches_is_one_pass(data, fixture):
 
 
 @pytest.mark.parametrize("name", [
-    "rescore_s1", "temperature_rescore", "ttt_before_score", "calib_on_val", "skip_tokens", "count_twice",
+    "rescore_s1", "temperature_rescore", "ttt_before_score", "adapt_after_diagnostic_eval", "calib_on_val", "skip_tokens", "count_twice",
     "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "network_call", "batched_doc_ttt_train_first",
 ])
 def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, fixture, name):
@@ -141,3 +141,14 @@ def test_bad_inputs_and_a_crashing_submission_are_one_line_errors(data, fixture,
     (tmp_path / "train_gpt.py").write_text("raise RuntimeError('no GPU here')\n")
     with pytest.raises(GolfError, match="failed \\(exit code 1\\): RuntimeError: no GPU here"):
         run_replay(tmp_path, data=data, probes=False)
+
+
+def test_rescore_after_score_first_ttt_is_ttt2_and_after_an_adaptation_phase_is_ttt1(data, fixture):
+    # both report a pass scored after the model trained on its tokens; what differs is whether the
+    # training came inside a pass that scored each chunk first (s_1, TTT-2) or in a phase of its own
+    # after a diagnostic evaluation had ended (training on unscored tokens, TTT-1)
+    s1 = run_replay(fixture("rescore_s1"), data=data, probes=False)
+    adapted = run_replay(fixture("adapt_after_diagnostic_eval"), data=data, probes=False)
+    assert {f.code for f in s1.findings if f.severity == "error"} == {"RP021"}
+    assert {f.code for f in adapted.findings if f.severity == "error"} == {"RP022"}
+    assert adapted.summary["first_violation"]["rule"] == "TTT-1"

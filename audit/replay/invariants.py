@@ -8,7 +8,9 @@
   2048-token truncation; TTT-2 for twice);
 * no update (optimizer step, write to parameters, write keyed by positions) uses a position before
   it was first scored (TTT-1), and the counted score of a position is not a re-score made after an
-  update trained on it (TTT-2, the s_1 of a re-evaluation);
+  update trained on it: the s_1 of a re-evaluation after a score-first adaptation (TTT-2), or a
+  pass scored after an adaptation phase of its own that trained on positions an earlier, unreported
+  evaluation had scored (TTT-1: the reported pass did not score them first);
 * every gathered distribution sums to 1 (C2); no network (NET-1); evaluation within its budget (BUD-E);
 * what the CUDA emulation could not provide (RP070 syntax, RP071 a Triton kernel) is a warning: the
   run stopped there. The summary lists the shims applied (`emulation`) and the calls the ledger could
@@ -166,8 +168,8 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         findings += _check_counted(counted, how, rep, n, ledgers, locator, summary)
         first_score_t = _first_evaluation_scores(ledgers, counted, n)
         delimiter = np.asarray(luts.is_boundary, dtype=bool)[np.clip(stream, 0, len(luts.is_boundary) - 1)]
-        findings += _check_order(counted, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary,
-                                 delimiter)
+        findings += _check_order(counted, ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator,
+                                 summary, delimiter)
     findings += _check_gaps(ledgers, locator)
     findings += _check_c2(ledgers, locator)
     findings += _check_network(ledgers, locator)
@@ -259,7 +261,7 @@ def _first_evaluation_scores(ledgers, counted: L.Candidate, n: int) -> np.ndarra
     return first
 
 
-def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t, locator, summary,
+def _check_order(c, ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator, summary,
                  delimiter: np.ndarray) -> list[Finding]:
     """TTT-1 and TTT-2 on the order of scores and updates. A position holding a delimiter (a
     document's BOS: a boundary token) is left out: per-document TTT reads it as the first input of
@@ -280,18 +282,53 @@ def _check_order(c, ledgers, first_score_t, first_update_t, first_grad_update_t,
         violation = {"position": first, "update": (m or {}).get("name"), "kind": (m or {}).get("kind"), "line": where[1], "rule": "TTT-1"}
     counted_t = np.full(n, -np.inf)
     np.maximum.at(counted_t, c.positions, c.times)
-    rescored = np.flatnonzero((counted_t > first_grad_update_t) & (first_score_t < first_grad_update_t) & ~delimiter)
-    if rescored.size:
-        p = int(rescored[0])
+    rescored = (counted_t > first_grad_update_t) & (first_score_t < first_grad_update_t) & ~delimiter
+    rescored[0] = False
+    interleaved = _updated_during_a_scoring_pass(passes, c.pass_, first_grad_update_t)
+    # s_1 after a score-first adaptation (the update came while a pass was still scoring, after it
+    # scored the position): TTT-2. An adaptation phase of its own, after the evaluation that scored
+    # the position had ended, trained on validation tokens the reported pass had not scored: TTT-1.
+    for code, rule, positions in (("RP021", "TTT-2", np.flatnonzero(rescored & interleaved)),
+                                  ("RP022", "TTT-1", np.flatnonzero(rescored & ~interleaved))):
+        if not positions.size:
+            continue
+        p = int(positions[0])
         first_event = _score_event_at(ledgers, p, first_score_t[p])
         counted_event = _score_event_at(ledgers, p, counted_t[p])
         where = locator.first_difference(counted_event["site"], first_event["site"]) if first_event and counted_event else locator.innermost(c.pass_.site)
-        out.append(make_finding("RP021", "TTT-2", where, f"the reported sum re-scores {rescored.size} positions after the model "
-                            f"was updated on them (first: position {p}): it reports s_1, not the first-pass s_0",
-                            evidence=f"first scored at {_site_text(first_event['site']) if first_event else '?'}; counted at "
-                                     f"{_site_text(counted_event['site']) if counted_event else '?'}"))
-        violation = violation or {"position": p, "update": "re-score after update", "line": where[1], "rule": "TTT-2"}
+        evidence = (f"first scored at {_site_text(first_event['site']) if first_event else '?'}; counted at "
+                    f"{_site_text(counted_event['site']) if counted_event else '?'}")
+        if rule == "TTT-2":
+            message = (f"the reported sum re-scores {positions.size} positions after the model was updated on them "
+                       f"(first: position {p}): it reports s_1, not the first-pass s_0")
+        else:
+            m = L.mutation_at(ledgers, p, "first_grad_update_seq")
+            where = locator.innermost(m["site"]) if m else where
+            message = (f"a separate adaptation phase trained on {positions.size} validation positions before the reported "
+                       f"pass scored them (first: position {p}); an earlier evaluation had scored them, but its score "
+                       f"is not the one reported: only tokens already scored by the reported pass may train the model")
+            evidence = (f"{m['kind']} {m['name']} at {_site_text(m['site'])}; " if m else "") + evidence
+        out.append(make_finding(code, rule, where, message, evidence=evidence))
+        violation = violation or {"position": p, "update": "re-score after update" if rule == "TTT-2" else "adaptation phase",
+                                  "line": where[1], "rule": rule}
     summary["first_violation"] = violation
+    return out
+
+
+def _updated_during_a_scoring_pass(passes: list[L.Pass], counted: L.Pass, first_update_t: np.ndarray) -> np.ndarray:
+    """Per position: its first update came while a pass that had already scored it was still scoring,
+    the shape of a score-first adaptation. The pass is an evaluation (scores without autograd) or the
+    reported pass itself (a per-document TTT scores and trains on one loss); a training loop's own
+    losses are not scores."""
+    out = np.zeros(first_update_t.size, dtype=bool)
+    for p in passes:
+        end = p.end_time
+        for _, e in p.events:
+            if e["grad"] and p is not counted:
+                continue
+            pos = e["positions"]
+            update_t = first_update_t[pos]
+            out[pos[(e["t"] < update_t) & (update_t < end)]] = True
     return out
 
 
