@@ -152,3 +152,11 @@ def test_rescore_after_score_first_ttt_is_ttt2_and_after_an_adaptation_phase_is_
     assert {f.code for f in s1.findings if f.severity == "error"} == {"RP021"}
     assert {f.code for f in adapted.findings if f.severity == "error"} == {"RP022"}
     assert adapted.summary["first_violation"]["rule"] == "TTT-1"
+
+
+def test_sliding_windows_leaving_the_first_window_unscored_warn(data, fixture):
+    outcome = run_replay(fixture("sliding_first_window_head"), data=data, probes=False)
+    s = outcome.summary
+    assert verdict_of(outcome.findings) == "WARN", [(f.code, f.severity, f.message) for f in outcome.findings]
+    assert [f.code for f in outcome.findings if f.severity == "warning"] == ["RP010"]
+    assert s["unscored_head"] == 64 - 16 and 0 < s["truncated_tail"] < 64

@@ -203,12 +203,22 @@ def _check_counted(c: L.Candidate, how: str, rep: Reported, n: int, ledgers, loc
         "recomputed_val_loss": c.val_loss,
         "canonical_bytes": c.n_bytes,
     })
+    summary["truncated_tail"] = summary["unscored_head"] = 0
     if never.size:
-        tail_only = never.min() > uniq.max() and never.size < TRUNCATION_TAIL
-        summary["truncated_tail"] = int(never.size) if tail_only else 0
-        if not tail_only:
-            holes = never[never < uniq.max()]
-            first = int(holes.min()) if holes.size else int(never.min())
+        # within one evaluation window of either end: the records' truncation of the tail, and sliding
+        # windows that score only the last `stride` targets of the first window too
+        head, tail = never[never < uniq.min()], never[never > uniq.max()]
+        edges_only = head.size + tail.size == never.size and max(head.size, tail.size) < TRUNCATION_TAIL
+        if edges_only:
+            summary["truncated_tail"], summary["unscored_head"] = int(tail.size), int(head.size)
+            if head.size:
+                out.append(make_finding("RP010", "DATA-3", where, f"the first {head.size} validation positions are never "
+                                    "scored (the first window scores only its last targets): under one window of the "
+                                    f"{n - 1}, but the full validation set should be scored", severity="warning",
+                                    confidence="high", evidence=f"counted pass: {_site_text(c.pass_.site)}"))
+        else:
+            interior = never[(never > uniq.min()) & (never < uniq.max())]
+            first = int(interior.min()) if interior.size else int(never.min())
             out.append(make_finding("RP010", "DATA-3", where, f"the reported sum leaves {never.size} of {n - 1} validation "
                                 f"positions unscored (first at position {first}); the full validation set must be scored",
                                 evidence=f"counted pass: {_site_text(c.pass_.site)}"))
