@@ -255,3 +255,30 @@ def test_ddp_given_a_cuda_device_wraps_a_cpu_module(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "DistributedDataParallel device_ids dropped (module on the CPU)" in done.stdout
     assert "nccl->gloo" in done.stdout
+
+
+def test_lrzip_stand_in_round_trips_the_records_command_lines(tmp_path):
+    from audit.replay.emulation import tools
+
+    record = emulation.Record()
+    path_before = os.environ.get("PATH", "")
+    try:
+        os.environ["PATH"] = "/usr/bin:/bin"  # no lrzip here: the stand-in is installed
+        tools.install(record, str(tmp_path / "tools"))
+        env = dict(os.environ)
+    finally:
+        os.environ["PATH"] = path_before
+    assert "lrzip stand-in on PATH" in record.applied
+    payload = np.random.default_rng(0).integers(0, 7, 50_000, dtype=np.uint8).tobytes()
+    (tmp_path / "w.bin").write_bytes(payload)
+    run = lambda *args: subprocess.run(["lrzip", *args], env=env, cwd=tmp_path, capture_output=True, text=True)  # noqa: E731
+    assert run("-z", "-L", "9", "-o", "w.lrz", "w.bin").returncode == 0
+    assert 0 < (tmp_path / "w.lrz").stat().st_size < len(payload)
+    assert run("-d", "-o", "back.bin", "w.lrz").returncode == 0
+    assert (tmp_path / "back.bin").read_bytes() == payload
+    refused = run("-d", "-o", "back.bin", "w.lrz")  # exists, no -f
+    assert refused.returncode == 1 and "use -f" in refused.stderr
+    assert run("-d", "-f", "-o", "back.bin", "w.lrz").returncode == 0
+    (tmp_path / "real.lrz").write_bytes(b"LRZI\x00\x06" + payload[:100])  # lrzip's own format
+    foreign = run("-d", "-f", "-o", "x.bin", "real.lrz")
+    assert foreign.returncode == 1 and "cannot be decoded" in foreign.stderr and not (tmp_path / "x.bin").exists()

@@ -1,16 +1,23 @@
 """Stand-ins, on PATH, for the GPU-machine programs the records run as child processes:
 `nvidia-smi` (logged at start-up) prints one emulated device; `pyminify` (the code-size step)
-copies its input unchanged, so the code size the run logs is the unminified one."""
+copies its input unchanged, so the code size the run logs is the unminified one; `lrzip` (weight
+compression) round-trips the bytes with xz (audit.replay.emulation.lrzip), so the weights come back
+exact while the compressed sizes the run logs are xz's."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
+import sys
+
+from audit.replay.emulation import lrzip
 
 _SCRIPTS = {
     "nvidia-smi": "#!/bin/sh\necho 'GPU 0: emulated CUDA device (CPU) — golf replay stand-in'\n",
     "pyminify": "#!/bin/sh\nfor last; do :; done\nif [ \"$last\" = \"-\" ] || [ -z \"$last\" ]; then cat; else cat \"$last\"; fi\n",
+    "lrzip": f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(os.path.abspath(lrzip.__file__))} \"$@\"\n",
 }
 
 
