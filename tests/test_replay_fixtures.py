@@ -104,7 +104,8 @@ def test_per_document_ttt_over_shuffled_batches_is_one_pass(data, fixture):
 
 @pytest.mark.parametrize("name", [
     "rescore_s1", "temperature_rescore", "ttt_before_score", "adapt_after_diagnostic_eval", "calib_on_val", "skip_tokens", "count_twice",
-    "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "network_call", "batched_doc_ttt_train_first",
+    "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "numpy_blend_after_warmup", "network_call",
+    "batched_doc_ttt_train_first",
 ])
 def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, fixture, name):
     outcome = run_replay(fixture(name), data=data, probes=False)

@@ -156,6 +156,7 @@ class LedgerData:
     dists: dict = field(default_factory=dict)  # position -> list of (seq, log-distribution)
     network: list = field(default_factory=list)  # dicts: host, port, site, t
     untraced_losses: int = 0  # loss calls after the val tokens were loaded whose targets carried no shadow
+    untraced_targets: int = 0  # the target elements of those calls
     opaque: dict = field(default_factory=dict)  # label -> {calls, val_calls, val_positions}: calls the mode cannot see into
     emulation: list = field(default_factory=list)  # the CUDA-emulation shims applied (audit.replay.emulation)
     gaps: list = field(default_factory=list)  # dicts: code, what, detail (what the emulation could not provide)
@@ -316,8 +317,7 @@ class Tracker(TorchFunctionMode):
             if written is not None:
                 self._check_direct_write(func, (written,))
             if kind == K_CE or kind == K_NLL:
-                if self.ledger.scores:
-                    self.ledger.untraced_losses += 1
+                self._untraced_loss(args, kwargs)
             out = func(*args, **kwargs)
             if written is not None:
                 self._resync(written)
@@ -630,14 +630,22 @@ class Tracker(TorchFunctionMode):
             return
         self._consume(self._positions_in(args, {}), grad)
 
+    def _untraced_loss(self, args, kwargs) -> None:
+        """A loss call whose targets carry no shadow, once validation tokens have been scored: counted,
+        with its target elements (a few dummy calls cannot be a scoring pass over the whole set)."""
+        if not self.ledger.scores:
+            return
+        target = args[1] if len(args) > 1 else kwargs.get("target")
+        self.ledger.untraced_losses += 1
+        self.ledger.untraced_targets += int(target.numel()) if isinstance(target, torch.Tensor) else 0
+
     def _loss(self, kind, args, kwargs, out, grad) -> None:
         inp = args[0] if args else kwargs.get("input")
         target = args[1] if len(args) > 1 else kwargs.get("target")
         ts = self._shadow_of(target) if isinstance(target, torch.Tensor) else None
         if ts is None or not isinstance(inp, torch.Tensor) or not inp.is_floating_point():
             self._consume(self._positions_in(args, kwargs), grad)
-            if self.ledger.scores:
-                self.ledger.untraced_losses += 1
+            self._untraced_loss(args, kwargs)
             return
         opts = {k: v for k, v in kwargs.items() if k in ("weight", "ignore_index", "label_smoothing")}
         for i, key in enumerate(("weight", "size_average", "ignore_index", "reduce", "reduction", "label_smoothing")[: max(0, len(args) - 2)]):
