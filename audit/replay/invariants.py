@@ -302,8 +302,7 @@ def _check_order(c, ledgers, passes, first_score_t, first_update_t, first_grad_u
     # s_1 after a score-first adaptation (the update came while a pass was still scoring, after it
     # scored the position): TTT-2. An adaptation phase of its own, after the evaluation that scored
     # the position had ended, trained on validation tokens the reported pass had not scored: TTT-1.
-    for code, rule, positions in (("RP021", "TTT-2", np.flatnonzero(rescored & interleaved)),
-                                  ("RP022", "TTT-1", np.flatnonzero(rescored & ~interleaved))):
+    for rule, positions in (("TTT-2", np.flatnonzero(rescored & interleaved)), ("TTT-1", np.flatnonzero(rescored & ~interleaved))):
         if not positions.size:
             continue
         p = int(positions[0])
@@ -313,16 +312,17 @@ def _check_order(c, ledgers, passes, first_score_t, first_update_t, first_grad_u
         evidence = (f"first scored at {_site_text(first_event['site']) if first_event else '?'}; counted at "
                     f"{_site_text(counted_event['site']) if counted_event else '?'}")
         if rule == "TTT-2":
-            message = (f"the reported sum re-scores {positions.size} positions after the model was updated on them "
-                       f"(first: position {p}): it reports s_1, not the first-pass s_0")
+            out.append(make_finding("RP021", "TTT-2", where, f"the reported sum re-scores {positions.size} positions after the "
+                                    f"model was updated on them (first: position {p}): it reports s_1, not the first-pass s_0",
+                                    evidence=evidence))
         else:
             m = L.mutation_at(ledgers, p, "first_grad_update_seq")
             where = locator.innermost(m["site"]) if m else where
-            message = (f"a separate adaptation phase trained on {positions.size} validation positions before the reported "
-                       f"pass scored them (first: position {p}); an earlier evaluation had scored them, but its score "
-                       f"is not the one reported: only tokens already scored by the reported pass may train the model")
-            evidence = (f"{m['kind']} {m['name']} at {_site_text(m['site'])}; " if m else "") + evidence
-        out.append(make_finding(code, rule, where, message, evidence=evidence))
+            out.append(make_finding("RP022", "TTT-1", where, f"a separate adaptation phase trained on {positions.size} validation "
+                                    f"positions before the reported pass scored them (first: position {p}); an earlier "
+                                    "evaluation had scored them, but its score is not the one reported: only tokens already "
+                                    "scored by the reported pass may train the model",
+                                    evidence=(f"{m['kind']} {m['name']} at {_site_text(m['site'])}; " if m else "") + evidence))
         violation = violation or {"position": p, "update": "re-score after update" if rule == "TTT-2" else "adaptation phase",
                                   "line": where[1], "rule": rule}
     summary["first_violation"] = violation
