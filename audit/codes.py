@@ -27,6 +27,7 @@ _CODES = [
     ("RP020", "TTT-1", "replay", "an update used validation positions before they were scored"),
     ("RP021", "TTT-2", "replay", "the reported score is a re-score made after updates on the same positions (s_1)"),
     ("RP022", "TTT-1", "replay", "the reported pass scored positions a separate adaptation phase had trained on"),
+    ("RP023", "TTT-4", "replay", "optimizer steps on unscored validation tokens whose updates nothing read again (a warm-up)"),
     ("RP030", "C2", "replay", "a scored distribution does not sum to 1 over the vocabulary"),
     ("RP040", "NET-1", "replay", "network access (a socket, or a download tool) during the run"),
     ("RP050", "BUD-E", "replay", "the evaluation took longer than its budget"),

@@ -105,7 +105,7 @@ def test_per_document_ttt_over_shuffled_batches_is_one_pass(data, fixture):
 @pytest.mark.parametrize("name", [
     "rescore_s1", "temperature_rescore", "ttt_before_score", "adapt_after_diagnostic_eval", "calib_on_val", "skip_tokens", "count_twice",
     "wrong_byte_lut", "ngram_unnormalised", "ngram_target_only", "numpy_blend_after_warmup", "network_call",
-    "batched_doc_ttt_train_first",
+    "batched_doc_ttt_train_first", "warmup_trains_the_model",
 ])
 def test_each_illegal_fixture_fails_with_its_rule_at_its_line(data, fixture, name):
     outcome = run_replay(fixture(name), data=data, probes=False)
@@ -161,3 +161,13 @@ def test_sliding_windows_leaving_the_first_window_unscored_warn(data, fixture):
     assert verdict_of(outcome.findings) == "WARN", [(f.code, f.severity, f.message) for f in outcome.findings]
     assert [f.code for f in outcome.findings if f.severity == "warning"] == ["RP010"]
     assert s["unscored_head"] == 64 - 16 and 0 < s["truncated_tail"] < 64
+
+
+def test_a_warm_up_on_a_throw_away_adapter_is_a_ttt4_warning_not_ttt1(data, fixture):
+    outcome = run_replay(fixture("warmup_throwaway_adapter"), data=data, probes=False)
+    s = outcome.summary
+    assert verdict_of(outcome.findings) == "WARN", [(f.code, f.severity, f.message) for f in outcome.findings]
+    (warning,) = [f for f in outcome.findings if f.severity == "warning"]
+    line = next(i + 1 for i, text in enumerate(source("warmup_throwaway_adapter").splitlines()) if "EXPECT-WARNING TTT-4" in text)
+    assert (warning.code, warning.rule, warning.line) == ("RP023", "TTT-4", line)
+    assert s["discarded_updates"] == 2 and s["first_violation"] is None

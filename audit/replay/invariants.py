@@ -130,8 +130,10 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
     cands = [c for p in passes for c in L.candidates(p, byte_counts)]
     rep = reported_from_log(log_text)
     counted, how = choose_counted(cands, rep)
-    first_update_t = L.first_times(ledgers, "first_update_seq")
-    first_grad_update_t = L.first_times(ledgers, "first_grad_update_seq")
+    discarded = L.discarded_updates(ledgers, counted.pass_ if counted is not None else None)
+    order_ledgers = L.without_updates(ledgers, discarded) if discarded else ledgers
+    first_update_t = L.first_times(order_ledgers, "first_update_seq")
+    first_grad_update_t = L.first_times(order_ledgers, "first_grad_update_seq")
     scored_any = np.zeros(n, dtype=bool)
     for led in ledgers:
         for e in led["scores"]:
@@ -169,8 +171,9 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         findings += _check_counted(counted, how, rep, n, ledgers, locator, summary)
         first_score_t = _first_evaluation_scores(ledgers, counted, n)
         delimiter = np.asarray(luts.is_boundary, dtype=bool)[np.clip(stream, 0, len(luts.is_boundary) - 1)]
-        findings += _check_order(counted, ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator,
+        findings += _check_order(counted, order_ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator,
                                  summary, delimiter)
+        findings += _check_discarded(ledgers, discarded, first_score_t, locator, summary)
     findings += _check_gaps(ledgers, locator)
     findings += _check_c2(ledgers, locator)
     findings += _check_network(ledgers, locator)
@@ -327,6 +330,26 @@ def _check_order(c, ledgers, passes, first_score_t, first_update_t, first_grad_u
                                   "line": where[1], "rule": rule}
     summary["first_violation"] = violation
     return out
+
+
+def _check_discarded(ledgers, discarded: set, first_score_t: np.ndarray, locator, summary) -> list[Finding]:
+    """TTT-4 (disputed): optimizer steps on validation positions not yet scored whose updates nothing
+    read again (a compile warm-up on a throw-away adapter). Not TTT-1: no score depends on them."""
+    steps = [m for led in ledgers for m in led["mutations"] if (led["rank"], m["seq"]) in discarded]
+    unscored = np.zeros(first_score_t.size, dtype=bool)
+    for m in steps:
+        for a, b in m.get("fed_ranges", ()):
+            unscored[a:b] |= ~np.isfinite(first_score_t[a:b]) | (first_score_t[a:b] > m["t"])
+    summary["discarded_updates"] = len(steps)
+    if not unscored.any():
+        return []
+    first = min((m for m in steps if m["unscored"]), key=lambda m: m["t"], default=steps[0])
+    return [make_finding("RP023", "TTT-4", locator.innermost(first["site"]), f"{len(steps)} optimizer step(s) trained on "
+                         f"{int(unscored.sum())} validation positions before they were scored, on parameters that no "
+                         "later score or update read (a warm-up on a throw-away copy): no reported score depends on "
+                         "them, but backward passes on unscored validation tokens are disputed (merged in #1530 and "
+                         "#1610, objected to by reviewers)", severity="warning", confidence="high",
+                         evidence=f"{first['kind']} {first['name']} at {_site_text(first['site'])}")]
 
 
 def _updated_during_a_scoring_pass(passes: list[L.Pass], counted: L.Pass, first_update_t: np.ndarray) -> np.ndarray:

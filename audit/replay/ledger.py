@@ -199,3 +199,58 @@ def mutation_at(ledgers: list[dict], position: int, field_name: str) -> dict | N
         if seq >= 0:
             found.extend(m for m in ledger["mutations"] if m["seq"] == seq)
     return min(found, key=lambda m: m["t"]) if found else None
+
+
+def discarded_updates(ledgers: list[dict], counted: Pass | None) -> set[tuple[int, int]]:
+    """(rank, seq) of the validation-fed optimizer steps whose updates reached nothing: no evaluation
+    (a score without autograd, or one of the counted pass), no write and no other optimizer's step
+    ever read a parameter they changed (a compile warm-up on a throw-away adapter). An optimizer's
+    own training loop (a training loss reading its parameters, followed by its next step) does not
+    make it reach anything."""
+    counted_events = {id(e) for _, e in counted.events} if counted is not None else set()
+    out: set[tuple[int, int]] = set()
+    for led in ledgers:
+        steps = [m for m in led["mutations"] if m.get("optimizer")]
+        if not steps:
+            continue
+        events = sorted([("score", e) for e in led["scores"]] + [("update", m) for m in led["mutations"]],
+                        key=lambda ke: ke[1]["seq"])
+        reached: set[int] = set()
+        for i, (kind, e) in enumerate(events):
+            reads = set(e.get("reads", ()))
+            if not reads:
+                continue
+            if kind == "score" and (not e["grad"] or id(e) in counted_events):
+                reached |= reads
+            elif kind == "score":  # a training loss: it reaches whichever optimizer steps next
+                nxt = next((m for k, m in events[i + 1:] if k == "update" and m["kind"] == "optimizer"), None)
+                if nxt is not None:
+                    reached |= reads - {nxt.get("optimizer")}
+            elif e["kind"] != "optimizer":
+                reached |= reads
+            else:
+                reached |= reads - {e.get("optimizer")}
+        out |= {(led["rank"], m["seq"]) for m in steps if m["optimizer"] not in reached}
+    return out
+
+
+def without_updates(ledgers: list[dict], dropped: set[tuple[int, int]]) -> list[dict]:
+    """The ledgers with the first-update tables rebuilt from every mutation but the `dropped` ones."""
+    out = []
+    for led in ledgers:
+        if not any(rank == led["rank"] for rank, _ in dropped):
+            out.append(led)
+            continue
+        first_any = np.full(led["stream_len"], -1, dtype=np.int32)
+        first_grad = np.full(led["stream_len"], -1, dtype=np.int32)
+        for m in sorted(led["mutations"], key=lambda m: m["seq"]):
+            if (led["rank"], m["seq"]) in dropped:
+                continue
+            for table, wanted in ((first_any, True), (first_grad, m["grad_fed"])):
+                if not wanted:
+                    continue
+                for a, b in m.get("fed_ranges", ()):
+                    part = table[a:b]
+                    part[part < 0] = m["seq"]
+        out.append({**led, "first_update_seq": first_any, "first_grad_update_seq": first_grad})
+    return out

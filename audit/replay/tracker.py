@@ -130,6 +130,16 @@ def _is_int(t) -> bool:
     return isinstance(t, torch.Tensor) and not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
 
 
+def _ranges(sorted_positions: np.ndarray) -> np.ndarray:
+    """Sorted unique positions as [start, end) runs, shape (k, 2): an update feeds contiguous chunks."""
+    if not sorted_positions.size:
+        return np.zeros((0, 2), dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(sorted_positions) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [sorted_positions.size]])
+    return np.stack([sorted_positions[starts], sorted_positions[ends - 1] + 1], axis=1).astype(np.int64)
+
+
 @dataclass
 class Site:
     """Where in the submission an event happened: its frames (file, line, function), outermost first."""
@@ -198,6 +208,13 @@ class Tracker(TorchFunctionMode):
         self._content_index = None
         self._hooks = []
         self._instances = 0  # scored (position, loss) instances so far
+        # parameters a validation-fed optimizer step changed: id -> (weakref, the steps' optimizer serials);
+        # reading one records those serials on the next event, so the analysis can tell an update that
+        # reached a score from one on a throw-away adapter (a compile warm-up) that nothing read again
+        self._watched: dict[int, tuple] = {}
+        self._reads: set = set()
+        self._optimizers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        self._optimizer_count = 0  # serials are never reused, though optimizers are freed
         self._reduced = np.zeros(1 << 16, dtype=bool)  # per instance: did it reach a sum
 
     # ----- set-up -------------------------------------------------------------------------------
@@ -288,6 +305,8 @@ class Tracker(TorchFunctionMode):
         kind = self._kinds.get(func)
         if kind is None:
             kind = self._kinds[func] = _classify(func)
+        if self._watched and not self._in_step and kind != K_META:
+            self._note_reads(func, kind, args, kwargs)
         shadows = self._shadows
         hit = False
         if shadows:
@@ -674,6 +693,46 @@ class Tracker(TorchFunctionMode):
             return
         self._record_score(kind, positions, losses, None, rows, space, grad, gathered)
 
+    def _note_reads(self, func, kind, args, kwargs) -> None:
+        """Which validation-fed updates an op reads (a watched parameter among its arguments). A
+        re-initialisation from no input (zero_, normal_) erases them instead; setting an attribute
+        (p.grad = None) reads nothing."""
+        name = getattr(func, "__name__", "")
+        if name == "__set__":
+            return
+        watched = self._watched
+        if kind == K_INPLACE and name in _DATA_FREE_WRITES:
+            dst = args[0] if args else kwargs.get("tensor")
+            entry = watched.get(id(dst))
+            if entry is not None and entry[0]() is dst:
+                del watched[id(dst)]
+            return
+        for a in list(args) + list(kwargs.values()):
+            for b in (a if type(a) in (list, tuple) else (a,)):
+                entry = watched.get(id(b))
+                if entry is not None and entry[0]() is b:
+                    self._reads |= entry[1]
+
+    def _take_reads(self) -> list:
+        """The optimizer serials read since the previous event (then forgotten)."""
+        reads, self._reads = sorted(self._reads), set()
+        return reads
+
+    def _watch(self, optimizer, params) -> int:
+        """Watch the parameters a validation-fed step of `optimizer` changed; returns its serial."""
+        serial = self._optimizers.get(optimizer)
+        if serial is None:
+            self._optimizer_count += 1
+            serial = self._optimizers[optimizer] = self._optimizer_count
+        watched = self._watched
+        for p in params:
+            entry = watched.get(id(p))
+            if entry is None or entry[0]() is not p:
+                key = id(p)
+                entry = watched[key] = (weakref.ref(p, lambda _r, k=key: watched.pop(k, None)), set())
+            entry[1].add(serial)
+        return serial
+
     def _record_score(self, kind, positions, losses, keep, rows, space, grad, output) -> None:
         """Record one scoring op. `output` is the per-target tensor the run gets back (its loss
         instances are followed to the sums that count them), or None for a reduced loss."""
@@ -703,7 +762,7 @@ class Tracker(TorchFunctionMode):
             ids[torch.from_numpy(sel)] = torch.arange(base, base + p.size, dtype=torch.int64)
             self._register(output, ids.reshape(output.shape).to(output.device), loss=True)
         led.scores.append(dict(seq=seq, t=_wall(), positions=p.astype(np.int64), losses=values, grad=grad,
-                               kind=kind, site=site, instance_base=base))
+                               kind=kind, site=site, instance_base=base, reads=self._take_reads()))
         if space != "logits":
             self._check_normalised(rows, space, sel, seq, site)
         if self.capture:
@@ -823,9 +882,11 @@ class Tracker(TorchFunctionMode):
         params = [p for g in optimizer.param_groups for p in g["params"]]
         for p in params:
             self._track(p)
-        self._mutation("optimizer", type(optimizer).__name__, grad_fed=True, grad_only=True)
+        fed = not self._reset_consumed and any(c.size for c in self._consumed_grad)
+        serial = self._watch(optimizer, params) if fed else 0
+        self._mutation("optimizer", type(optimizer).__name__, grad_fed=True, grad_only=True, optimizer=serial)
 
-    def _mutation(self, kind, name, extra=None, grad_fed=False, grad_only=False) -> None:
+    def _mutation(self, kind, name, extra=None, grad_fed=False, grad_only=False, optimizer=0) -> None:
         led = self.ledger
         consumed = [] if self._reset_consumed else (self._consumed_grad if grad_only else self._consumed_any)
         parts = list(consumed) + ([extra] if extra is not None and extra.size else [])
@@ -841,7 +902,8 @@ class Tracker(TorchFunctionMode):
         led.mutations.append(dict(seq=seq, t=_wall(), kind=kind, name=name, site=self._site(), fed=int(fed.size),
                                   fed_min=int(fed.min()) if fed.size else -1, fed_max=int(fed.max()) if fed.size else -1,
                                   grad_fed=bool(grad_fed and fed.size), unscored=int(unscored.size),
-                                  first_unscored=int(unscored.min()) if unscored.size else -1))
+                                  first_unscored=int(unscored.min()) if unscored.size else -1,
+                                  fed_ranges=_ranges(fed), optimizer=optimizer, reads=self._take_reads()))
         self._reset_consumed = True
 
     # ----- bookkeeping --------------------------------------------------------------------------
