@@ -173,7 +173,7 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
         delimiter = np.asarray(luts.is_boundary, dtype=bool)[np.clip(stream, 0, len(luts.is_boundary) - 1)]
         findings += _check_order(counted, order_ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator,
                                  summary, delimiter)
-        findings += _check_discarded(ledgers, discarded, first_score_t, locator, summary)
+        findings += _check_discarded(ledgers, discarded, counted, locator, summary)
     findings += _check_gaps(ledgers, locator)
     findings += _check_c2(ledgers, locator)
     findings += _check_network(ledgers, locator)
@@ -332,18 +332,26 @@ def _check_order(c, ledgers, passes, first_score_t, first_update_t, first_grad_u
     return out
 
 
-def _check_discarded(ledgers, discarded: set, first_score_t: np.ndarray, locator, summary) -> list[Finding]:
-    """TTT-4 (disputed): optimizer steps on validation positions not yet scored whose updates nothing
-    read again (a compile warm-up on a throw-away adapter). Not TTT-1: no score depends on them."""
+def _check_discarded(ledgers, discarded: set, counted: L.Candidate, locator, summary) -> list[Finding]:
+    """TTT-4 (disputed): optimizer steps on validation positions the reported pass had not scored yet,
+    whose updates nothing read again (a compile warm-up on a throw-away adapter). Not TTT-1: no score
+    depends on them."""
     steps = [m for led in ledgers for m in led["mutations"] if (led["rank"], m["seq"]) in discarded]
-    unscored = np.zeros(first_score_t.size, dtype=bool)
+    counted_first = np.full(ledgers[0]["stream_len"], np.inf)
+    np.minimum.at(counted_first, counted.positions, counted.times)
+    counted_first[0] = -np.inf  # position 0 is never a target
+    unscored = np.zeros(counted_first.size, dtype=bool)
+    early = []
     for m in steps:
         for a, b in m.get("fed_ranges", ()):
-            unscored[a:b] |= ~np.isfinite(first_score_t[a:b]) | (first_score_t[a:b] > m["t"])
+            before = counted_first[a:b] > m["t"]
+            unscored[a:b] |= before
+            if before.any():
+                early.append(m)
     summary["discarded_updates"] = len(steps)
-    if not unscored.any():
+    if not early:
         return []
-    first = min((m for m in steps if m["unscored"]), key=lambda m: m["t"], default=steps[0])
+    first = min(early, key=lambda m: m["t"])
     return [make_finding("RP023", "TTT-4", locator.innermost(first["site"]), f"{len(steps)} optimizer step(s) trained on "
                          f"{int(unscored.sum())} validation positions before they were scored, on parameters that no "
                          "later score or update read (a warm-up on a throw-away copy): no reported score depends on "
