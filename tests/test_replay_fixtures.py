@@ -171,3 +171,12 @@ def test_a_warm_up_on_a_throw_away_adapter_is_a_ttt4_warning_not_ttt1(data, fixt
     line = next(i + 1 for i, text in enumerate(source("warmup_throwaway_adapter").splitlines()) if "EXPECT-WARNING TTT-4" in text)
     assert (warning.code, warning.rule, warning.line) == ("RP023", "TTT-4", line)
     assert s["discarded_updates"] == 2 and s["first_violation"] is None
+
+
+def test_a_byte_level_model_replays_on_byte_data_with_one_byte_per_token(fixture):
+    outcome = run_replay(fixture("byte_level"), probes=False)
+    s = outcome.summary
+    assert s["data"] == {"vocab_size": 256, "synthetic": True, "caseops": False}
+    assert verdict_of(outcome.findings) == "PASS", [(f.code, f.message) for f in outcome.findings]
+    assert abs(s["recomputed_val_bpb"] - s["reported_val_bpb"]) <= 1e-6 * s["reported_val_bpb"]
+    assert s["canonical_bytes"] == s["positions_counted"] == s["positions_in_stream"]

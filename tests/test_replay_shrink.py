@@ -41,7 +41,7 @@ args = Hyperparameters()
 def submission(tmp_path: Path, logs: dict | None = None, extra: str = "", readme: str = "", **sizes) -> Path:
     values = dict(vocab=1024, dim=512, heads=8, kv=4, rope=16) | sizes
     folder = tmp_path / "sub"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "train_gpt.py").write_text(HYPER.format(extra=extra, **values))
     for name, text in (logs or {}).items():
         (folder / name).write_text(text)
@@ -145,3 +145,14 @@ def test_a_readme_value_the_code_could_not_read_falls_back_to_the_default(tmp_pa
     readme = "Run with **TTT_EPOCHS=2** and ITERATIONS=0.04**.\n"
     plan = plan_shrink(submission(tmp_path, readme=readme))
     assert plan.env["ITERATIONS"] == "3" and plan.shrunk["ITERATIONS"] == "20000->3"
+
+
+def test_a_byte_level_model_is_named_by_its_vocabulary_or_its_data_path(tmp_path):
+    # the vocabulary from the code even where a log that prints the source shows `vocab_size: int`
+    by_vocab = plan_shrink(submission(tmp_path / "a", vocab=256, logs={"train.txt": "  vocab_size: int,\n"}))
+    assert by_vocab.byte_level and by_vocab.vocab_size == 256
+    folder = submission(tmp_path / "b", vocab=512)
+    text = (folder / "train_gpt.py").read_text().replace("fineweb10B_sp512", "fineweb10B_bytes")
+    (folder / "train_gpt.py").write_text(text)
+    assert plan_shrink(folder).byte_level
+    assert not plan_shrink(submission(tmp_path / "c")).byte_level

@@ -76,3 +76,18 @@ def test_an_impossible_vocabulary_is_one_clear_error(cache):
     with pytest.raises(GolfError, match="no synthetic data for a vocabulary of 100"):
         synthetic_data(100, cache=cache)
 
+
+
+def test_byte_level_data_is_the_documents_utf8_bytes_in_the_shard_format(cache, tmp_path):
+    from audit.replay.synthdata import byte_level_data, byte_level_luts
+
+    data = byte_level_data(cache=cache)
+    assert data.tokenizer is None and data.vocab_size == 256 and data.shards.name == "fineweb10B_bytes"
+    val = np.concatenate([read_shard(p) for p in list_shards(data.val_pattern)])
+    text = bytes(val.astype(np.uint8)).decode("utf-8")
+    assert text == "".join(load_corpus_documents(len(text) + 1))[: len(text)]  # the corpus, byte for byte
+    luts = byte_level_luts()
+    assert luts.vocab_size == 256 and luts.base_bytes.sum() == 256 and not luts.is_boundary.any()
+    install_layout(data, tmp_path)
+    assert (tmp_path / "data" / "datasets" / "fineweb10B_bytes").resolve() == data.shards.resolve()
+    assert not (tmp_path / "data" / "tokenizers").exists()

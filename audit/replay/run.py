@@ -4,7 +4,7 @@ read its ledger, judge it.
 Inputs follow parameter-golf's conventions: DATA_PATH, TOKENIZER_PATH and VOCAB_SIZE from the
 environment when set, else the `data`/`tokenizer` arguments, else synthetic shards in the real
 format for the vocabulary the submission needs (audit.replay.synthdata: cached; CaseOps with its
-byte sidecar when a CaseOps flag is on), linked into the run folder as data/datasets/... and
+byte sidecar when a CaseOps flag is on; raw UTF-8 bytes for a byte-level model), linked into the run folder as data/datasets/... and
 data/tokenizers/... as well. The sizes are shrunk to toy values through the environment with every
 evaluation-path flag kept as the logs ran it (audit.replay.shrink; summary["shrink"] says what);
 short settings (ITERATIONS, ...) are set where neither sets them. Packages the submission declares
@@ -62,7 +62,7 @@ class ReplayOutcome(NamedTuple):
 class ReplayData:
     data_dir: Path
     val_pattern: str
-    tokenizer: Path
+    tokenizer: Path | None  # None: byte-level tokens (each id one UTF-8 byte)
     vocab_size: int
     synthetic: "SynthData | None" = None
     zero_byte_ids: tuple[int, ...] = ()  # CaseOps operators: 0 original bytes (their sidecar's count)
@@ -71,12 +71,15 @@ class ReplayData:
 def resolve_inputs(env: dict, data: Path | None, tokenizer: Path | None, plan: "ShrinkPlan | None" = None) -> ReplayData:
     """The shards and tokenizer of the replay (environment, then arguments, then synthetic data for
     the vocabulary `plan` names). DATA_PATH may be a shard folder with TOKENIZER_PATH anywhere."""
-    from audit.replay.synthdata import operator_ids, synthetic_data
+    from audit.replay.synthdata import byte_level_data, operator_ids, synthetic_data
     from golf.data.layout import resolve_data
 
     if env.get("DATA_PATH"):
         data = Path(env["DATA_PATH"])
         tokenizer = Path(env["TOKENIZER_PATH"]) if env.get("TOKENIZER_PATH") else tokenizer
+    if data is None and plan is not None and plan.byte_level:
+        synth = byte_level_data()
+        return ReplayData(synth.shards, synth.val_pattern, None, synth.vocab_size, synth)
     if data is None:
         synth = synthetic_data((plan and plan.vocab_size) or DEFAULT_VOCAB, bool(plan and plan.caseops))
         return ReplayData(synth.shards, synth.val_pattern, synth.tokenizer, synth.vocab_size, synth,
@@ -144,7 +147,9 @@ def replay_environment(folder: Path, data: Path | None, tokenizer: Path | None, 
     plan = plan_shrink(folder) if shrink else ShrinkPlan()
     inputs = resolve_inputs(base_env, data, tokenizer, plan)
     run_env = {**SHORT_SETTINGS, **(TOY_THREADS if shrink else {}), **plan.env, **base_env}
-    run_env.update({"DATA_PATH": str(inputs.data_dir), "TOKENIZER_PATH": str(inputs.tokenizer),
+    if inputs.tokenizer is not None:
+        run_env["TOKENIZER_PATH"] = str(inputs.tokenizer)
+    run_env.update({"DATA_PATH": str(inputs.data_dir),
                     "VOCAB_SIZE": str(inputs.vocab_size), "GOLF_REPLAY_VAL": inputs.val_pattern,
                     "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)})
     return plan, inputs, run_env
@@ -172,6 +177,7 @@ def run_replay(folder: Path, *, data: Path | None = None, tokenizer: Path | None
     from audit.replay.invariants import Locator, analyze
     from audit.replay.ledger import load_ledgers
     from audit.replay.requirements import missing_requirements
+    from audit.replay.synthdata import byte_level_luts
     from golf.data.shards import list_shards, read_shard
     from golf.data.tokenizer import build_byte_luts, load_tokenizer
 
@@ -188,8 +194,11 @@ def run_replay(folder: Path, *, data: Path | None = None, tokenizer: Path | None
         shutil.rmtree(work / "submission", ignore_errors=True)
         script = stage_run_folder(folder, inputs, work / "submission")
         stream = np.concatenate([np.asarray(read_shard(p)) for p in list_shards(inputs.val_pattern)]).astype(np.int64)
-        luts = build_byte_luts(load_tokenizer(inputs.tokenizer), inputs.vocab_size)
-        luts.base_bytes[list(inputs.zero_byte_ids)] = 0
+        if inputs.tokenizer is None:
+            luts = byte_level_luts()
+        else:
+            luts = build_byte_luts(load_tokenizer(inputs.tokenizer), inputs.vocab_size)
+            luts.base_bytes[list(inputs.zero_byte_ids)] = 0
         vocab_ids = np.flatnonzero(~np.asarray(luts.is_boundary[: inputs.vocab_size]))
         k = P.probe_position(stream, vocab_ids)
         run_env.update({"GOLF_REPLAY_CAPTURE": ",".join(map(str, P.capture_positions(k)))})

@@ -19,7 +19,8 @@ the run logs, the README/run-script commands); the submission is never imported.
   out, and no `*_ONLY` flag is ever set.
 
 It also names the data the run needs: the vocabulary (VOCAB_SIZE, else the default data or
-tokenizer path) and whether a CaseOps flag is on.
+tokenizer path), whether a CaseOps flag is on, and whether the tokens are raw UTF-8 bytes (a
+vocabulary of 256, or a `fineweb10B_bytes` data path).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ HARD_CODED_SLACK = 4  # a literal size up to this multiple of its toy value stil
 # at the start of a line: a log that prints its source shows `log("TTT_EVAL_ONLY=1 ...")` in code
 _EVAL_ONLY_FLAG = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*_ONLY)\s*[:=]\s*(1|true|yes|on)\b", re.IGNORECASE | re.MULTILINE)
 _VOCAB_IN_PATH = re.compile(r"fineweb10B_sp(\d+)|fineweb_(\d+)_bpe")
+_BYTES_DATASET = re.compile(r"fineweb10B_bytes|_bytes/?$")
+BYTE_VOCAB = 256
 # names whose logged value belongs to the machine or the run, not to the configuration
 _RUNTIME = {"SEED", "RUN_ID", "RANK", "LOCAL_RANK", "WORLD_SIZE", "VOCAB_SIZE", "MASTER_ADDR", "MASTER_PORT"}
 _RUNTIME_PART = re.compile(r"PATH|DIR|FILE|PATTERN|OUTPUT")
@@ -102,6 +105,7 @@ class ShrinkPlan:
     findings: list[Finding] = field(default_factory=list)
     vocab_size: int | None = None
     caseops: bool = False
+    byte_level: bool = False  # tokens are UTF-8 bytes (vocabulary 256, no tokenizer)
     ignored_logs: list[str] = field(default_factory=list)
 
 
@@ -196,8 +200,8 @@ def _rule_for(name: str) -> Callable[[Any, dict], Any] | None:
     return next((rule for pattern, rule in SIZE_RULES if pattern.search(name)), None)
 
 
-def _vocab(config: Config, params: dict[str, Param], text: str) -> int | None:
-    value, _ = config.resolve("VOCAB_SIZE")
+def _vocab(values: dict[str, tuple[Any, str]], params: dict[str, Param], text: str) -> int | None:
+    value = values.get("VOCAB_SIZE", (None, ""))[0]
     if _number(value):
         return int(value)
     for name in ("DATA_PATH", "TOKENIZER_PATH"):
@@ -233,7 +237,12 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
     _shrink_sizes(plan, values, hard)
     _note_hard_coded(plan, hard, normalized.line_map)
     _keep_logged(plan, values, params)
-    plan.vocab_size = _vocab(config, params, normalized.text)
+    plan.vocab_size = _vocab(values, params, normalized.text)
+    data_default = params["DATA_PATH"].default if "DATA_PATH" in params else None
+    plan.byte_level = plan.vocab_size == BYTE_VOCAB or (
+        isinstance(data_default, str) and _BYTES_DATASET.search(data_default) is not None)
+    if plan.byte_level:
+        plan.vocab_size = BYTE_VOCAB
     plan.caseops = any("CASEOPS" in env and values[env][0] not in (UNKNOWN, None, False, 0, "0", "")
                        for env in params)
     return plan

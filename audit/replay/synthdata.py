@@ -13,6 +13,7 @@ default ~/.cache/golf-replay), in parameter-golf's layout:
 
     <key>/datasets/fineweb10B_sp<V>[_caseops]/fineweb_{train,val}_000000.bin [+ fineweb_val_bytes_000000.bin]
     <key>/tokenizers/fineweb_<V>_bpe[_caseops].model
+    bytes-<key>/datasets/fineweb10B_bytes/fineweb_{train,val}_000000.bin   (byte-level: tokens are UTF-8 bytes)
 
 `install_layout` links that into a run folder as data/datasets/... and data/tokenizers/..., the
 relative paths the records default to.
@@ -27,6 +28,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from golf.data import caseops
 from golf.data.corpus import CORPUS_FILE, load_corpus_documents, write_split
 from golf.data.shards import write_shard
@@ -40,15 +43,16 @@ MIN_CHARS = 300_000
 CHARS_PER_PIECE = 250  # enough text that BPE reaches V pieces (8192 -> 2M characters)
 SHARD_TOKENS = 1 << 20
 MAX_VOCAB = 1 << 16
+BYTE_VOCAB = 256
 
 
 @dataclass(frozen=True)
 class SynthData:
-    """One built dataset: its shard folder, tokenizer and what it holds."""
+    """One built dataset: its shard folder, tokenizer (None for raw bytes) and what it holds."""
 
     root: Path  # the cache entry (datasets/ + tokenizers/)
     shards: Path  # the folder of fineweb_{train,val}_*.bin
-    tokenizer: Path
+    tokenizer: Path | None
     vocab_size: int
     caseops: bool
 
@@ -70,6 +74,29 @@ def _corpus_hash() -> str:
 def _names(vocab: int, with_caseops: bool) -> tuple[str, str]:
     suffix = "_caseops" if with_caseops else ""
     return f"fineweb10B_sp{vocab}{suffix}", f"fineweb_{vocab}_bpe{suffix}.model"
+
+
+def byte_level_data(cache: Path | None = None) -> SynthData:
+    """The cached byte-level dataset: each token is one UTF-8 byte of the documents (vocabulary 256,
+    no tokenizer), in the shard format, as data/datasets/fineweb10B_bytes."""
+    cache = Path(cache) if cache is not None else cache_root()
+    root = cache / f"bytes-{_corpus_hash()}-{FORMAT.rsplit('/', 1)[1]}"
+    data = SynthData(root, root / "datasets" / "fineweb10B_bytes", None, BYTE_VOCAB, False)
+    if not _is_built(root):
+        _build(data)
+    return data
+
+
+def byte_level_luts():
+    """The canonical byte tables of byte tokens: every id is one byte, no space rule, no boundary."""
+    from golf.eval.bpb import ByteLUTs
+
+    return ByteLUTs(base_bytes=np.ones(BYTE_VOCAB, dtype=np.int32), has_leading_space=np.zeros(BYTE_VOCAB, dtype=bool),
+                    is_boundary=np.zeros(BYTE_VOCAB, dtype=bool))
+
+
+def _utf8_bytes(docs: list[str]) -> np.ndarray:
+    return np.frombuffer("".join(docs).encode("utf-8"), dtype=np.uint8).astype(np.uint16)
 
 
 def synthetic_data(vocab_size: int, with_caseops: bool = False, cache: Path | None = None) -> SynthData:
@@ -112,6 +139,13 @@ def _build(data: SynthData) -> None:
     shards = staging / data.shards.relative_to(data.root)
     shards.mkdir(parents=True)
     try:
+        if data.tokenizer is None:  # raw bytes: the sentencepiece data's documents, as UTF-8
+            val_docs, train_docs = _split(False, 0)
+            val = _utf8_bytes(val_docs)
+            write_split(shards, "val", val, SHARD_TOKENS)
+            write_split(shards, "train", _utf8_bytes(train_docs), SHARD_TOKENS)
+            _finish(data, staging, val, val_docs, train_docs)
+            return
         val_docs, train_docs = _split(data.caseops, data.vocab_size)
         symbols = caseops.OPERATORS if data.caseops else ()
         prefix = staging / data.tokenizer.relative_to(data.root).with_suffix("")
@@ -126,16 +160,22 @@ def _build(data: SynthData) -> None:
             operator_ids = [sp.piece_to_id(op) for op in caseops.OPERATORS]
             sidecar = caseops.byte_sidecar(val, luts.base_bytes, luts.has_leading_space, luts.is_boundary, operator_ids)
             write_shard(shards / "fineweb_val_bytes_000000.bin", sidecar)
-        meta = {"format": FORMAT, "vocab_size": data.vocab_size, "caseops": data.caseops, "corpus": _corpus_hash(),
-                "tokens": {"val": int(val.size)}, "docs": {"val": len(val_docs), "train": len(train_docs)}}
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        try:
-            os.replace(staging, data.root)
-        except OSError:  # another process built the same entry meanwhile: keep theirs
-            if not _is_built(data.root):
-                raise
+        _finish(data, staging, val, val_docs, train_docs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _finish(data: SynthData, staging: Path, val, val_docs: list[str], train_docs: list[str]) -> None:
+    """Write meta.json and move the staged dataset into its cache entry."""
+    meta = {"format": FORMAT, "vocab_size": data.vocab_size, "caseops": data.caseops, "corpus": _corpus_hash(),
+            "byte_level": data.tokenizer is None, "tokens": {"val": int(val.size)},
+            "docs": {"val": len(val_docs), "train": len(train_docs)}}
+    (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    try:
+        os.replace(staging, data.root)
+    except OSError:  # another process built the same entry meanwhile: keep theirs
+        if not _is_built(data.root):
+            raise
 
 
 def operator_ids(data: SynthData) -> list[int]:
@@ -153,6 +193,8 @@ def install_layout(data: SynthData, run_folder: Path) -> None:
     if base.is_symlink() or base.is_file():
         base.unlink()
     for target in (data.shards, data.tokenizer):
+        if target is None:
+            continue
         link = base / target.relative_to(data.root)
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.is_file():
