@@ -65,12 +65,17 @@ def test_a_legal_cuda_style_submission_passes_with_every_shim_listed(data, fixtu
     assert "gpus:1" in log and "emulated CUDA device" in log and "replay" in log  # the 3.12 f-string's value
 
 
-def test_a_self_unpacking_submission_is_replayed_from_the_source_it_execs(data, tmp_path):
+@pytest.mark.parametrize("unpack", [
+    "exec(L.decompress(B.b85decode(P)))",
+    # compiled under a file name of its own first, at module level: exec's namespace is the module's
+    "S=L.decompress(B.b85decode(P)).decode()\nF=__file__+'.__decompressed__.py'\nexec(compile(S,F,'exec'))",
+])
+def test_a_self_unpacking_submission_is_replayed_from_the_source_it_execs(data, tmp_path, unpack):
     import base64
     import lzma
 
     packed = base64.b85encode(lzma.compress(source("legal_ttt").encode())).decode()
-    (tmp_path / "train_gpt.py").write_text(f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{packed}")))\n')
+    (tmp_path / "train_gpt.py").write_text(f'import lzma as L,base64 as B\nP="{packed}"\n{unpack}\n')
     outcome = run_replay(tmp_path, data=data, probes=False)
     s = outcome.summary
     assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]

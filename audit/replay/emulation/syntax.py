@@ -114,26 +114,39 @@ def _describe(error: SyntaxError) -> str:
 
 
 def install_exec_hook(script: str, folder: str, record) -> None:
-    """Source that the submission execs as a string (the records' lzma+base85 self-unpacking
-    wrapper) is written to `folder` and compiled from there through prepare(): its 3.12 f-strings
-    are rewritten too, and the ledger's sites point at lines of a real file."""
-    real_exec = builtins.exec
+    """Source that the submission execs as a string, or compiles first (the records' lzma+base85
+    self-unpacking wrappers: `exec(S)` or `exec(compile(S, F, "exec"))`), is written to `folder` and
+    compiled from there through prepare(): its 3.12 f-strings are rewritten too, and the ledger's
+    sites point at lines of a real file."""
+    real_exec, real_compile = builtins.exec, builtins.compile
     count = itertools.count(1)
+
+    def unpack(source):
+        text = source.decode("utf-8") if isinstance(source, bytes) else source
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{os.path.splitext(os.path.basename(script))[0]}.exec{next(count)}.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        code, sites = prepare(text, path)
+        record.note(f"exec'd source unpacked to {os.path.basename(path)}")
+        if sites:
+            record.note(f"f-string rewrite in {os.path.basename(path)} ({sites} sites)")
+        return code
 
     def exec_(source, globals=None, locals=None, *args, **kwargs):
         caller = sys._getframe(1)
         if isinstance(source, (str, bytes)) and caller.f_code.co_filename == script:
-            text = source.decode("utf-8") if isinstance(source, bytes) else source
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"{os.path.splitext(os.path.basename(script))[0]}.exec{next(count)}.py")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            source, sites = prepare(text, path)
-            record.note(f"exec'd source unpacked to {os.path.basename(path)}")
-            if sites:
-                record.note(f"f-string rewrite in {os.path.basename(path)} ({sites} sites)")
-            if globals is None:  # exec's defaults are its caller's namespaces, not this wrapper's
-                globals, locals = caller.f_globals, caller.f_locals
+            source = unpack(source)
+        if globals is None:  # exec's defaults are its caller's namespaces, not this wrapper's
+            globals, locals = caller.f_globals, caller.f_locals
         return real_exec(source, globals, locals, *args, **kwargs)
 
+    def compile_(source, filename, mode, *args, **kwargs):
+        caller = sys._getframe(1)
+        if (isinstance(source, (str, bytes)) and mode == "exec" and not args and not kwargs
+                and caller.f_code.co_filename == script):
+            return unpack(source)
+        return real_compile(source, filename, mode, *args, **kwargs)
+
     builtins.exec = exec_
+    builtins.compile = compile_
