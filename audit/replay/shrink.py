@@ -6,7 +6,8 @@ the run logs, the README/run-script commands); the submission is never imported.
 
 * sizes it reads from the environment are lowered to toy values (never raised): width (MODEL_DIM
   with NUM_HEADS/NUM_KV_HEADS: the GQA ratio kept, head_dim even and at least ROPE_DIMS), other
-  *_DIM widths, MLP_MULT/MLP_HIDDEN, LoRA ranks, sequence lengths and strides, batch tokens and
+  *_DIM widths, MLP_HIDDEN (in proportion: MLP_MULT is kept, code elsewhere may fix the
+  multiple), LoRA ranks, sequence lengths and strides, batch tokens and
   sequences, ITERATIONS (and *_START_STEP phase switches inside them), warm-up, the wallclock
   cap, TTT chunks, epochs (two at most, so that a multi-epoch mechanism stays) and prefix
   documents, calibration batches, val token limits. The
@@ -49,7 +50,6 @@ DOCS = 8
 CALIBRATION = 2
 LORA_RANK = 4
 AUX_DIM = 32
-MLP_MULT = 2
 VAL_TOKENS = 8192
 HARD_CODED_SLACK = 4  # a literal size up to this multiple of its toy value still replays in time
 
@@ -86,8 +86,10 @@ SIZE_RULES: list[tuple[re.Pattern, Callable[[Any, dict], Any]]] = [
     (re.compile(r"CALIB(RATION)?_(BATCHES|SAMPLES)$"), _cap(CALIBRATION)),
     (re.compile(r"^(MAX_)?VAL_(MAX_)?TOKENS(_LIMIT)?$"), lambda v, s: min(v, VAL_TOKENS) if v > 0 else v),
     (re.compile(r".+_RANK$"), lambda v, s: min(v, LORA_RANK) if v > 0 else v),
-    (re.compile(r"^MLP_MULT$"), _cap(MLP_MULT)),
-    (re.compile(r"^MLP_HIDDEN$"), lambda v, s: min(v, MLP_MULT * s["MODEL_DIM"]) if v > 0 else v),
+    # the MLP keeps its multiple of the width: code elsewhere may fix it (a Hessian model built with
+    # "always MLP 4x" must load the trained weights), and at toy width it costs little
+    (re.compile(r"^MLP_HIDDEN$"), lambda v, s: max(1, round(v * s["MODEL_DIM"] / s["MODEL_DIM_WAS"]))
+     if v > 0 and s.get("MODEL_DIM_WAS") else v),
     # an embedding as wide as the model follows the model's new width
     (re.compile(r"^EMBEDDING_DIM$"), lambda v, s: s["MODEL_DIM"] if v == s.get("MODEL_DIM_WAS") else min(v, AUX_DIM)),
     (re.compile(r".+_DIM$"), lambda v, s: min(v, AUX_DIM) if v > 0 else v),
