@@ -203,3 +203,25 @@ def test_integer_work_on_the_tokens_under_autograd_does_not_feed_an_optimizer_st
         del starts
     finally:
         tracker.remove_hooks()
+
+
+def test_masking_the_targets_of_a_clone_leaves_the_validation_tokens_marked(stream):
+    # the records' masked sliding window: y = window[1:].clone(); y[:context] = -100. A clone is a
+    # copy: masking it must not unmark those positions in the validation tensor the next window reads
+    tracker = _tracked(stream)
+    try:
+        with tracker:
+            val = tracker.tag_if_validation(torch.from_numpy(stream.copy()))
+            for start in (0, 16, 32):
+                window = val[start : start + 33].to(dtype=torch.int64)
+                y = window[1:].clone()
+                if start:
+                    y[:16] = -100
+                F.cross_entropy(torch.randn(32, VOCAB), y, ignore_index=-100)
+            view = val[40:50]
+            view[0] = int(stream[40])  # a write through a view does reach the tensor it views
+        assert [e["positions"].tolist() for e in tracker.ledger.scores] == [
+            list(range(1, 33)), list(range(33, 49)), list(range(49, 65))]
+        assert tracker._shadow_of(val)[:40].tolist() == list(range(40)) and tracker._shadow_of(val)[40] == -1
+    finally:
+        tracker.remove_hooks()

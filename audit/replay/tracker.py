@@ -126,6 +126,14 @@ def _may_carry_grad(out) -> bool:
                for o in (out if type(out) in (list, tuple) else (out,)))
 
 
+def _shares_storage(a, b) -> bool:
+    """Whether two tensors are views of one storage (what an in-place write to one does to the other)."""
+    try:
+        return isinstance(a, torch.Tensor) and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    except Exception:  # a tensor without storage (meta, fake): treat as a copy
+        return False
+
+
 def _is_int(t) -> bool:
     return isinstance(t, torch.Tensor) and not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
 
@@ -166,7 +174,7 @@ class LedgerData:
     dists: dict = field(default_factory=dict)  # position -> list of (seq, log-distribution)
     network: list = field(default_factory=list)  # dicts: host, port, site, t
     untraced_losses: int = 0  # loss calls after the val tokens were loaded whose targets carried no shadow
-    untraced_targets: int = 0  # the target elements of those calls
+    untraced_targets: int = 0  # the target elements of those calls made without autograd
     opaque: dict = field(default_factory=dict)  # label -> {calls, val_calls, val_positions}: calls the mode cannot see into
     emulation: list = field(default_factory=list)  # the CUDA-emulation shims applied (audit.replay.emulation)
     gaps: list = field(default_factory=list)  # dicts: code, what, detail (what the emulation could not provide)
@@ -530,7 +538,14 @@ class Tracker(TorchFunctionMode):
             self._consume(self._positions_in(args, kwargs), grad)  # tokens turned into floats: a use
             return
         if name in _SAME:
-            souts = (sdata.to(outs[0].device),) if sdata.shape == outs[0].shape else None
+            # the shadow aliases the input's where the output does (to/detach of the same tensor) and
+            # is a copy where the output is (clone): a write into a clone must not unmark its source
+            if sdata.shape != outs[0].shape:
+                souts = None
+            elif _shares_storage(data, outs[0]):
+                souts = (sdata.to(outs[0].device),)
+            else:
+                souts = (sdata.to(outs[0].device, copy=True),)
         else:
             skw = {k: v for k, v in kwargs.items() if k not in ("out", "dtype", "memory_format", "device", "non_blocking")}
             try:
@@ -651,12 +666,14 @@ class Tracker(TorchFunctionMode):
 
     def _untraced_loss(self, args, kwargs) -> None:
         """A loss call whose targets carry no shadow, once validation tokens have been scored: counted,
-        with its target elements (a few dummy calls cannot be a scoring pass over the whole set)."""
+        with its target elements when made without autograd, as an evaluation is (a few dummy calls,
+        or training steps on training data, cannot be a scoring pass over the whole set)."""
         if not self.ledger.scores:
             return
         target = args[1] if len(args) > 1 else kwargs.get("target")
         self.ledger.untraced_losses += 1
-        self.ledger.untraced_targets += int(target.numel()) if isinstance(target, torch.Tensor) else 0
+        if isinstance(target, torch.Tensor) and not (torch.is_grad_enabled() and not torch.is_inference_mode_enabled()):
+            self.ledger.untraced_targets += int(target.numel())
 
     def _loss(self, kind, args, kwargs, out, grad) -> None:
         inp = args[0] if args else kwargs.get("input")
