@@ -161,3 +161,14 @@ def test_a_byte_level_model_is_named_by_its_vocabulary_or_its_data_path(tmp_path
 def test_an_absolute_mlp_width_shrinks_with_the_model_width(tmp_path):
     plan = plan_shrink(submission(tmp_path, extra='    mlp_hidden = int(os.environ.get("MLP_HIDDEN", 1536))\n'))
     assert plan.env["MODEL_DIM"] == "64" and plan.env["MLP_HIDDEN"] == "192"  # 3x of 512 -> 3x of 64
+
+
+def test_a_logged_name_of_the_code_is_not_a_value(tmp_path):
+    # a log that prints the source: `eval_seq_len=sw_seq_len,` in a call is code, not the setting
+    extra = '    ttt_optimizer = os.environ.get("TTT_OPTIMIZER")\n'
+    log = "    eval_seq_len=sw_seq_len,\n    ttt_optimizer=ttt_opt,\n  warmdown_iters: 1200\n"
+    code = "\nsw_seq_len = args.eval_seq_len\nttt_opt = 'adamw'\n"
+    folder = submission(tmp_path, logs={"train.log": log}, extra=extra)
+    (folder / "train_gpt.py").write_text((folder / "train_gpt.py").read_text() + code)
+    plan = plan_shrink(folder)
+    assert "EVAL_SEQ_LEN" not in plan.env and "TTT_OPTIMIZER" not in plan.env

@@ -154,11 +154,28 @@ def _hard_coded_toy(name: str, literal: int | float) -> int | float | None:
     return None if rule is None else rule(literal, {"MODEL_DIM": TOY_WIDTH})
 
 
-def _compatible(value: Any, default: Any) -> bool:
-    """Whether a logged value can be what the code read (a number where the default is one: a log that
-    prints the source shows `model_dim: int,` in a signature, which is no value)."""
+def _compatible(value: Any, default: Any, code_names: frozenset = frozenset()) -> bool:
+    """Whether a logged value can be what the code read: a number where the default is one (a log that
+    prints the source shows `model_dim: int,` in a signature, which is no value), and never a name of
+    the code itself (`eval_seq_len=sw_seq_len,` in a printed call, `args.ve_layers`)."""
+    if isinstance(value, str) and value in code_names:
+        return False
     numeric_default = _number(default) is not None or (isinstance(default, str) and _literal_number(default))
     return not numeric_default or isinstance(value, (bool, int, float))
+
+
+def _code_names(tree: ast.Module) -> frozenset:
+    """Every variable and dotted attribute name the code uses (`sw_seq_len`, `args.ve_layers`)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            try:
+                names.add(ast.unparse(node))
+            except Exception:  # noqa: BLE001 - an odd node is just not a name
+                pass
+    return frozenset(names)
 
 
 def _literal_number(text: str) -> bool:
@@ -169,12 +186,12 @@ def _literal_number(text: str) -> bool:
         return False
 
 
-def _resolve(configs: list[Config], param: Param) -> tuple[Any, str]:
+def _resolve(configs: list[Config], param: Param, code_names: frozenset = frozenset()) -> tuple[Any, str]:
     """(value, source) of a parameter from the first of `configs` (logs + README, README, neither) that
     gives one the code could have read (`0.04**.` from a Markdown README is none)."""
     for config in configs:
         value, source = config.resolve(param.env)
-        if source in ("", "default") or _compatible(value, param.default):
+        if source in ("", "default") or _compatible(value, param.default, code_names):
             return value, source
     return param.default, "default"
 
@@ -233,7 +250,8 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
     configs = [Config.build(assigns, logs, commands), Config.build(assigns, {}, commands), Config.build(assigns, {}, {})]
     config = configs[0]
     params = _params_by_env(config)
-    values = {env: _resolve(configs, params[env]) for env in params}
+    code_names = _code_names(tree)
+    values = {env: _resolve(configs, params[env], code_names) for env in params}
     hard = {name: lit for name, lit in _hard_coded_sizes(tree).items() if name not in params}
 
     _shrink_sizes(plan, values, hard)
