@@ -59,6 +59,7 @@ def test_sizes_read_from_the_environment_are_lowered_and_small_ones_kept(tmp_pat
     assert plan.env["TTT_CHUNK_TOKENS"] == "2048" and plan.env["GPTQ_CALIBRATION_BATCHES"] == "2"
     assert plan.env["RECUR_START_STEP"] == "2"  # a phase the full run reaches starts inside the 3 toy steps
     assert int(plan.env["TRAIN_BATCH_TOKENS"]) % (8 * 128) == 0
+    assert int(plan.env["TRAIN_BATCH_TOKENS"]) // 4 // 8 >= 128  # a quarter-batch calibration still holds a sequence
     assert plan.shrunk["MODEL_DIM"] == "512->64" and plan.shrunk["MAX_WALLCLOCK_SECONDS"] == "600.0->30.0"
     assert "EVAL_SEQ_LEN" not in plan.env  # 64 is already below the toy length: never raised
     assert "EVAL_STRIDE" not in plan.env  # 0 means "the default": left alone

@@ -71,7 +71,9 @@ def _cap(target: int) -> Callable[[Any, dict], Any]:
 SIZE_RULES: list[tuple[re.Pattern, Callable[[Any, dict], Any]]] = [
     (re.compile(r"(^|_)SEQ_LEN$"), lambda v, s: min(v, SEQ) if v > 0 else v),
     (re.compile(r"(^|_)STRIDE$"), lambda v, s: min(v, SEQ // 2) if v > 0 else v),
-    (re.compile(r"^TRAIN_BATCH_TOKENS$"), _cap(SEQ * GRAD_ACCUM_MAX)),
+    # four sequences per micro-batch: code that cuts the batch further (calibration at a quarter of
+    # it) still gets whole sequences
+    (re.compile(r"^TRAIN_BATCH_TOKENS$"), _cap(SEQ * GRAD_ACCUM_MAX * BATCH_SEQS)),
     (re.compile(r"^VAL_BATCH_(SIZE|TOKENS)$"), _cap(SEQ * GRAD_ACCUM_MAX * BATCH_SEQS)),
     (re.compile(r"_BATCH_SEQS$|^(TTT|EVAL|GPTQ)_BATCH_SIZE$|^SW_EVAL_BATCH$"), _cap(BATCH_SEQS)),
     (re.compile(r"^ITERATIONS$"), _cap(ITERATIONS)),
