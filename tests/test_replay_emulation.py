@@ -97,6 +97,15 @@ def test_312_f_strings_are_rewritten_keeping_lines_and_values():
     assert sites == 0
 
 
+def test_minified_code_with_312_f_strings_is_rewritten_too():
+    # pyminify's output: no space between `)` and a keyword, which libcst's node checks refuse
+    source = 'def f(m,z=1):\n\tn=sum((k)-(0 if k else z)for k in m.values())\n\treturn f"{", ".join(sorted(m))}:{n}"\n'
+    code, sites = syntax.prepare(source, "min.py")
+    scope: dict = {}
+    exec(code, scope)
+    assert sites == 1 and scope["f"]({"b": 1, "a": 2}) == "a, b:3"
+
+
 def test_other_unparseable_syntax_is_unsupported_not_a_crash():
     with pytest.raises(syntax.UnsupportedSyntax, match="line 2"):
         syntax.prepare("x = 1\ntype Ids = list[int]\n", "t.py")

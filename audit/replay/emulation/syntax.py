@@ -2,7 +2,8 @@
 
 3.12 (PEP 701) lets an f-string's replacement fields hold string literals in the f-string's own
 quote (f"{d["key"]}"), which 3.11 cannot parse. `prepare(source, filename)` compiles the source as
-it is; when that fails, it parses it with libcst (which reads 3.12 f-strings), requotes every
+it is; when that fails, it parses it with libcst (which reads 3.12 f-strings; minified code its node
+checks refuse, such as `for(a,b)in x`, is parsed without them), requotes every
 string literal inside a replacement field that uses its f-string's quote (and nested f-strings
 with it) to the other quote, and compiles that text under the original filename. Only quote
 characters change, never line breaks, so tracebacks and the ledger's file:line still point at the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import itertools
 import os
 import sys
@@ -97,16 +99,46 @@ def prepare(source: str, filename: str) -> tuple[object, int]:
         return compile(source, filename, "exec"), 0
     except SyntaxError as first:
         error = first
+    rewriter = _Requote()
     try:
-        module = cst.parse_module(source)
+        text = cst.parse_module(source).visit(rewriter).code
+    except cst.CSTValidationError:
+        # minified code (`for(a,b)in x`, `)for`) is valid Python that libcst's node checks refuse
+        rewriter = _Requote()
+        try:
+            with _lenient_nodes():
+                text = cst.parse_module(source).visit(rewriter).code
+        except Exception:
+            raise UnsupportedSyntax(_describe(error)) from None
     except Exception:
         raise UnsupportedSyntax(_describe(error)) from None
-    rewriter = _Requote()
-    text = module.visit(rewriter).code
     try:
         return compile(text, filename, "exec"), rewriter.sites
     except SyntaxError as second:
         raise UnsupportedSyntax(_describe(second)) from None
+
+
+@contextlib.contextmanager
+def _lenient_nodes():
+    """libcst without its whitespace checks on nodes (they only refuse what Python accepts; the
+    text round-trips unchanged either way)."""
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    saved = [(c, c.__dict__["_validate"]) for c in {cst.CSTNode, *subclasses(cst.CSTNode)} if "_validate" in c.__dict__]
+    for cls, _ in saved:
+        cls._validate = _no_validation
+    try:
+        yield
+    finally:
+        for cls, validate in saved:
+            cls._validate = validate
+
+
+def _no_validation(self) -> None:
+    return None
 
 
 def _describe(error: SyntaxError) -> str:
