@@ -168,7 +168,10 @@ def analyze(ledgers: list[dict], log_text: str, stream: np.ndarray, luts, locato
                                  severity="warning", confidence="medium",
                                  evidence=f"untraced loss calls: {summary['untraced_loss_calls']}"))
     else:
-        findings += _check_counted(counted, how, rep, n, ledgers, locator, summary)
+        counted_findings = _check_counted(counted, how, rep, n, ledgers, locator, summary)
+        if how == "none":  # coverage of a pass only guessed at is no verdict: RP014 says what is wrong
+            counted_findings = [_as_guess(f) if f.code in ("RP010", "RP011", "RP012") else f for f in counted_findings]
+        findings += counted_findings
         first_score_t = _first_evaluation_scores(ledgers, counted, n)
         delimiter = np.asarray(luts.is_boundary, dtype=bool)[np.clip(stream, 0, len(luts.is_boundary) - 1)]
         findings += _check_order(counted, order_ledgers, passes, first_score_t, first_update_t, first_grad_update_t, locator,
@@ -254,6 +257,12 @@ def _check_counted(c: L.Candidate, how: str, rep: Reported, n: int, ledgers, loc
                             evidence=f"untraced loss calls: {untraced} ({summary['untraced_loss_targets']} targets, "
                                      f"{n - 1} validation positions)"))
     return out
+
+
+def _as_guess(f: Finding) -> Finding:
+    """A finding about the pass closest to the reported score, when none reproduces it."""
+    return make_finding(f.code, f.rule, (f.path, f.line), f.message + " (in the pass closest to the reported score; "
+                        "none reproduces it)", evidence=f.evidence, severity="warning", confidence="low")
 
 
 def _first_duplicate_event(c: L.Candidate) -> dict | None:
