@@ -173,3 +173,16 @@ def test_a_logged_name_of_the_code_is_not_a_value(tmp_path):
     (folder / "train_gpt.py").write_text((folder / "train_gpt.py").read_text() + code)
     plan = plan_shrink(folder)
     assert "EVAL_SEQ_LEN" not in plan.env and "TTT_OPTIMIZER" not in plan.env
+
+
+def test_run_script_values_are_read_as_the_shell_would_give_them(tmp_path):
+    extra = ('    compressor = os.environ.get("COMPRESSOR", "brotli")\n'
+             '    backbone = os.environ.get("BACKBONE", "gpt")\n'
+             '    warmdown_iters = int(os.environ.get("WARMDOWN_ITERS", 1200))\n')
+    folder = submission(tmp_path, extra=extra)
+    (folder / "run.sh").write_text('COMPRESSOR=${COMPRESSOR:-zstd} BACKBONE=${backbone} WARMDOWN_ITERS=2500.0 '
+                                   'torchrun --nproc_per_node=8 train_gpt.py\n')
+    plan = plan_shrink(folder)
+    assert plan.env["COMPRESSOR"] == "zstd"  # the default the script gives when unset
+    assert "BACKBONE" not in plan.env  # unknown without the script's variables
+    assert plan.env["WARMDOWN_ITERS"] == "2500"  # int(os.environ[...]) cannot read "2500.0"

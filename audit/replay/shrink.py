@@ -317,11 +317,23 @@ def _keep_logged(plan: ShrinkPlan, values: dict[str, tuple[Any, str]], params: d
             continue
         if env.endswith("_ONLY") or value is UNKNOWN or value is None:
             continue
-        text = _env_text(value)
-        if "/" in text or len(text) > 200:
-            continue
         default = params[env].default
+        text = _as_the_code_reads(_env_text(value), default)
+        if text is None or "/" in text or len(text) > 200:
+            continue
         if default is not UNKNOWN and _env_text(default) == text:
             continue
         plan.env[env] = text
         plan.kept[env] = f"{text} ({source})"
+
+
+def _as_the_code_reads(text: str, default: Any) -> str | None:
+    """A logged or scripted value as the code can read it: a whole float where the code's default is an
+    int is written as an int (`int("2500.0")` fails); a fraction there, or a shell expansion the
+    configuration could not resolve, is no value (None)."""
+    if "$" in text:
+        return None
+    if isinstance(default, int) and not isinstance(default, bool) and _literal_number(text) and "." in text:
+        number = float(text)
+        return str(int(number)) if number.is_integer() else None
+    return text

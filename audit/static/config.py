@@ -32,6 +32,7 @@ _LOG_PAIR = re.compile(
 )
 # `NAME=value` env assignments in shell commands (README, run.sh).
 _ENV_ASSIGN = re.compile(r"(?:^|[\s;`(])([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s;`)]+)")
+_SHELL_DEFAULT = re.compile(r"\$\{\w+:?-([^}$]*)\}")
 _PAIRS_LINE = re.compile(r"(?:[a-z_][a-z0-9_]*(?::\s?|=)[^\s,:=()]+[\s,]*)+")
 _KEYWORDS = set(keyword.kwlist) - {"True", "False", "None"}
 _SCALAR = re.compile(r"^(True|False|None|[-+]?(\d[\d_]*\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?))$")
@@ -92,9 +93,12 @@ class Config:
                 cfg.disagreements[key] = seen  # a hyperparameter the code reads, not a progress value
         for name, text in commands.items():
             for env, raw in _ENV_ASSIGN.findall(text or ""):
-                if raw.startswith("$"):
-                    continue  # `SEED=$SEED`: a shell variable, not a value
-                cfg.env.setdefault(env, (raw.strip("\"'"), name))
+                value = raw.strip("\"'")
+                if (m := _SHELL_DEFAULT.fullmatch(value)) is not None:
+                    value = m.group(1)  # `${X:-zstd}`: the value the script gives when X is unset
+                if "$" in value:
+                    continue  # `SEED=$SEED`, `${backbone}`: a shell variable, not a value
+                cfg.env.setdefault(env, (value, name))
         cfg._bind_keyword_parameters(calls)
         return cfg
 
