@@ -96,7 +96,7 @@ class Config:
                 value = raw.strip("\"'")
                 if (m := _SHELL_DEFAULT.fullmatch(value)) is not None:
                     value = m.group(1)  # `${X:-zstd}`: the value the script gives when X is unset
-                if "$" in value:
+                elif value.startswith("$"):
                     continue  # `SEED=$SEED`, `${backbone}`: a shell variable, not a value
                 cfg.env.setdefault(env, (value, name))
         cfg._bind_keyword_parameters(calls)
