@@ -65,20 +65,23 @@ def test_a_legal_cuda_style_submission_passes_with_every_shim_listed(data, fixtu
     assert "gpus:1" in log and "emulated CUDA device" in log and "replay" in log  # the 3.12 f-string's value
 
 
-@pytest.mark.parametrize("unpack", [
-    "exec(L.decompress(B.b85decode(P)))",
+@pytest.mark.parametrize("unpack, nproc", [
+    ("exec(L.decompress(B.b85decode(P)))", 1),
     # compiled under a file name of its own first, at module level: exec's namespace is the module's
-    "S=L.decompress(B.b85decode(P)).decode()\nF=__file__+'.__decompressed__.py'\nexec(compile(S,F,'exec'))",
+    ("S=L.decompress(B.b85decode(P)).decode()\nF=__file__+'.__decompressed__.py'\nexec(compile(S,F,'exec'))", 1),
+    # every rank unpacks to the same file, so the ranks' scoring sites are one pass
+    ("exec(L.decompress(B.b85decode(P)))", 2),
 ])
-def test_a_self_unpacking_submission_is_replayed_from_the_source_it_execs(data, tmp_path, unpack):
+def test_a_self_unpacking_submission_is_replayed_from_the_source_it_execs(data, tmp_path, unpack, nproc):
     import base64
     import lzma
 
     packed = base64.b85encode(lzma.compress(source("legal_ttt").encode())).decode()
     (tmp_path / "train_gpt.py").write_text(f'import lzma as L,base64 as B\nP="{packed}"\n{unpack}\n')
-    outcome = run_replay(tmp_path, data=data, probes=False)
+    outcome = run_replay(tmp_path, data=data, probes=False, nproc=nproc)
     s = outcome.summary
     assert verdict_of(outcome.findings) == "PASS", [f.message for f in outcome.findings]
+    assert s["ranks"] == nproc and s["counted_exactly_once"] == s["positions_counted"] == s["positions_scored"]
     assert abs(s["recomputed_val_bpb"] - s["reported_val_bpb"]) <= 1e-6 * s["reported_val_bpb"]
     assert {"exec'd source unpacked to train_gpt.exec1.py", "f-string rewrite in train_gpt.exec1.py (2 sites)"} <= set(s["emulation"])
     assert "train_gpt.exec1.py" in s["counted_pass"]["site"]

@@ -91,3 +91,10 @@ def test_byte_level_data_is_the_documents_utf8_bytes_in_the_shard_format(cache, 
     install_layout(data, tmp_path)
     assert (tmp_path / "data" / "datasets" / "fineweb10B_bytes").resolve() == data.shards.resolve()
     assert not (tmp_path / "data" / "tokenizers").exists()
+
+
+def test_training_tokens_are_cut_into_a_shard_per_rank_of_a_node(cache):
+    # loaders that give each rank its own files (files[rank::world_size]) find some on all 8 ranks
+    data = synthetic_data(1024, cache=cache)
+    train = sorted(data.shards.glob("fineweb_train_*.bin"))
+    assert len(train) == 8 and all(read_shard(p).size > 1000 for p in train)

@@ -172,9 +172,12 @@ def main(argv: list[str]) -> int:
     record = emulation.Record()
     modes = [tracker]
     work_dir = out_dir / f"emulation-rank{rank}"
+    # one folder for every rank: the unpacked file's path is part of each scoring site, and the sites of
+    # all ranks must be the same for their passes to merge
+    unpacked_dir = str(out_dir / "unpacked")
     if emulation.wanted():
-        modes = emulation.install(str(script), modes, record, tracker.opaque_tensors, str(work_dir))
-    install_exec_hook(str(script), str(work_dir / "unpacked"), record)
+        modes = emulation.install(str(script), modes, record, tracker.opaque_tensors, str(work_dir), unpacked_dir)
+    install_exec_hook(str(script), unpacked_dir, record)
     tracker.install_hooks()
     sys.argv = [str(script), *argv[1:]]
     sys.path[0] = str(script.parent)

@@ -11,7 +11,7 @@ glob would swallow it and double its validation set without a word).
 Built once per (vocabulary, CaseOps, corpus hash, format) in a cache folder (GOLF_REPLAY_CACHE,
 default ~/.cache/golf-replay), in parameter-golf's layout:
 
-    <key>/datasets/fineweb10B_sp<V>[_caseops]/fineweb_{train,val}_000000.bin [+ fineweb_val_bytes_000000.bin]
+    <key>/datasets/fineweb10B_sp<V>[_caseops]/fineweb_train_00000{0..7}.bin, fineweb_val_000000.bin [+ fineweb_val_bytes_000000.bin]
     <key>/tokenizers/fineweb_<V>_bpe[_caseops].model
     bytes-<key>/datasets/fineweb10B_bytes/fineweb_{train,val}_000000.bin   (byte-level: tokens are UTF-8 bytes)
 
@@ -36,12 +36,13 @@ from golf.data.shards import write_shard
 from golf.data.tokenizer import build_byte_luts, encode_documents, load_tokenizer, train_tokenizer
 from golf.errors import GolfError
 
-FORMAT = "golf-replay-data/1"
+FORMAT = "golf-replay-data/2"
 CACHE_ENV = "GOLF_REPLAY_CACHE"
 VAL_CHARS = 16_000  # ~4-5k val tokens: several TTT chunks and sliding windows at toy sizes
 MIN_CHARS = 300_000
 CHARS_PER_PIECE = 250  # enough text that BPE reaches V pieces (8192 -> 2M characters)
 SHARD_TOKENS = 1 << 20
+TRAIN_SHARDS = 8
 MAX_VOCAB = 1 << 16
 BYTE_VOCAB = 256
 
@@ -143,7 +144,7 @@ def _build(data: SynthData) -> None:
             val_docs, train_docs = _split(False, 0)
             val = _utf8_bytes(val_docs)
             write_split(shards, "val", val, SHARD_TOKENS)
-            write_split(shards, "train", _utf8_bytes(train_docs), SHARD_TOKENS)
+            _write_train(shards, _utf8_bytes(train_docs))
             _finish(data, staging, val, val_docs, train_docs)
             return
         val_docs, train_docs = _split(data.caseops, data.vocab_size)
@@ -154,7 +155,7 @@ def _build(data: SynthData) -> None:
             raise GolfError(f"the bundled corpus gave a tokenizer of {sp.vocab_size()} pieces, not {data.vocab_size}")
         val = encode_documents(sp, val_docs)
         write_split(shards, "val", val, SHARD_TOKENS)
-        write_split(shards, "train", encode_documents(sp, train_docs), SHARD_TOKENS)
+        _write_train(shards, encode_documents(sp, train_docs))
         if data.caseops:
             luts = build_byte_luts(sp)
             operator_ids = [sp.piece_to_id(op) for op in caseops.OPERATORS]
@@ -163,6 +164,12 @@ def _build(data: SynthData) -> None:
         _finish(data, staging, val, val_docs, train_docs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_train(shards: Path, tokens: np.ndarray) -> None:
+    """The training tokens in TRAIN_SHARDS shards: loaders that give each rank its own files
+    (`files[rank::world_size]`) find some on every rank of an 8-rank replay."""
+    write_split(shards, "train", tokens, -(-tokens.size // TRAIN_SHARDS))
 
 
 def _finish(data: SynthData, staging: Path, val, val_docs: list[str], train_docs: list[str]) -> None:

@@ -57,16 +57,16 @@ def fp32_wanted(env: dict | None = None) -> bool:
     return (env if env is not None else os.environ).get("GOLF_REPLAY_FP32", "1").strip() not in ("0", "false", "no", "off")
 
 
-def install(script: str, modes: list, record: Record, on_opaque, work_dir: str) -> list:
+def install(script: str, modes: list, record: Record, on_opaque, work_dir: str, unpacked_dir: str) -> list:
     """Apply every shim for `script` (the submission's entry); `modes` are the run's function modes
     (entered again in each new thread); `on_opaque(label, tensors)` tells the ledger of a computation
     it cannot see into; stand-in programs go to work_dir/tools, and the submission's code includes
-    what it unpacks into work_dir/unpacked (syntax.install_exec_hook). Returns the modes to enter,
-    the device map first (outermost)."""
+    what it unpacks into unpacked_dir (syntax.install_exec_hook). Returns the modes to enter, the
+    device map first (outermost)."""
     from audit.replay.emulation import (autocast, cuda, distributed, flash_attn, inference, optim, threads, tools,
                                         triton)
 
-    folders = (os.path.dirname(os.path.abspath(script)), os.path.join(work_dir, "unpacked"))
+    folders = (os.path.dirname(os.path.abspath(script)), unpacked_dir)
     device_map = cuda.install(folders, record)
     regions = autocast.install(fp32_wanted(), record)
     distributed.install(record)

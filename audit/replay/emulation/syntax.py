@@ -157,8 +157,10 @@ def install_exec_hook(script: str, folder: str, record) -> None:
         text = source.decode("utf-8") if isinstance(source, bytes) else source
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{os.path.splitext(os.path.basename(script))[0]}.exec{next(count)}.py")
-        with open(path, "w", encoding="utf-8") as f:
+        staged = f"{path}.{os.getpid()}"  # ranks write the same text: each whole, then moved in place
+        with open(staged, "w", encoding="utf-8") as f:
             f.write(text)
+        os.replace(staged, path)
         code, sites = prepare(text, path)
         record.note(f"exec'd source unpacked to {os.path.basename(path)}")
         if sites:
