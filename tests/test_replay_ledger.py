@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from audit.replay.intervals import runs_of, table_from
 from audit.replay.ledger import split_passes
 
 MAIN = "/sub/train_gpt.py"
@@ -48,8 +49,8 @@ def _full_ledger(scored, n=101, loss=1.0):
                  instance_base=0, reads=[])
     return dict(rank=0, world=1, stream_len=n, scores=[score], mutations=[], tagged=[(0, n, "from_numpy")],
                 lookups=[], c2=[], network=[], untraced_losses=0, untraced_targets=0, opaque={}, emulation=[],
-                gaps=[], bytes_per_position=28.0, first_update_seq=np.full(n, -1, dtype=np.int32),
-                first_grad_update_seq=np.full(n, -1, dtype=np.int32), first_score_seq=np.full(n, -1, dtype=np.int32))
+                gaps=[], bytes_per_position=2.0, first_update_seq=table_from([]), first_grad_update_seq=table_from([]),
+                first_score_seq=table_from([(1, runs_of(pos))]))
 
 
 def test_holes_in_the_reported_pass_are_an_error_and_in_a_merely_closest_pass_a_warning():

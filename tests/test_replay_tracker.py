@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from audit.replay.boot import _is_loopback
+from audit.replay.intervals import event_at
 from audit.replay.tracker import Tracker
 
 VOCAB = 11
@@ -125,8 +126,9 @@ def test_an_optimizer_step_is_attributed_the_positions_its_gradients_came_from(s
         (step,) = [m for m in tracker.ledger.mutations if m["kind"] == "optimizer"]
         assert (step["fed_min"], step["fed_max"]) == (32, 64)
         assert step["grad_fed"] and step["unscored"] == 0  # the training loss itself scored 33..64 first
-        assert tracker.ledger.first_grad_update_seq[40] == step["seq"]
-        assert tracker.ledger.first_grad_update_seq[20] == -1
+        first_grad_update = tracker.finish().first_grad_update_seq
+        assert event_at(first_grad_update, 40) == step["seq"]
+        assert event_at(first_grad_update, 20) == -1
     finally:
         tracker.remove_hooks()
 
@@ -199,7 +201,7 @@ def test_integer_work_on_the_tokens_under_autograd_does_not_feed_an_optimizer_st
             opt.step()
         (step,) = [m for m in tracker.ledger.mutations if m["kind"] == "optimizer"]
         assert (step["fed_min"], step["fed_max"], step["unscored"]) == (0, 32, 1)  # position 0 is never a target
-        assert tracker.ledger.first_grad_update_seq[100] == -1
+        assert event_at(tracker.finish().first_grad_update_seq, 100) == -1
         del starts
     finally:
         tracker.remove_hooks()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audit.replay import intervals
 from golf.errors import GolfError
 
 
@@ -181,13 +182,10 @@ def _seq_times(ledger: dict) -> np.ndarray:
 
 
 def first_times(ledgers: list[dict], field_name: str) -> np.ndarray:
-    """Per position, the earliest wall time over ranks of the event a per-position seq array names."""
+    """Per position, the earliest wall time over ranks of the event a first-event table names."""
     best = np.full(ledgers[0]["stream_len"], np.inf)
     for ledger in ledgers:
-        seqs = ledger[field_name]
-        hit = np.flatnonzero(seqs >= 0)
-        if hit.size:
-            best[hit] = np.minimum(best[hit], _seq_times(ledger)[seqs[hit]])
+        np.minimum(best, intervals.spread(ledger[field_name], _seq_times(ledger), best.size, np.inf), out=best)
     return best
 
 
@@ -195,7 +193,7 @@ def mutation_at(ledgers: list[dict], position: int, field_name: str) -> dict | N
     """The mutation that first used `position` (earliest over ranks)."""
     found = []
     for ledger in ledgers:
-        seq = int(ledger[field_name][position])
+        seq = intervals.event_at(ledger[field_name], position)
         if seq >= 0:
             found.extend(m for m in ledger["mutations"] if m["seq"] == seq)
     return min(found, key=lambda m: m["t"]) if found else None
@@ -241,16 +239,8 @@ def without_updates(ledgers: list[dict], dropped: set[tuple[int, int]]) -> list[
         if not any(rank == led["rank"] for rank, _ in dropped):
             out.append(led)
             continue
-        first_any = np.full(led["stream_len"], -1, dtype=np.int32)
-        first_grad = np.full(led["stream_len"], -1, dtype=np.int32)
-        for m in sorted(led["mutations"], key=lambda m: m["seq"]):
-            if (led["rank"], m["seq"]) in dropped:
-                continue
-            for table, wanted in ((first_any, True), (first_grad, m["grad_fed"])):
-                if not wanted:
-                    continue
-                for a, b in m.get("fed_ranges", ()):
-                    part = table[a:b]
-                    part[part < 0] = m["seq"]
+        kept = [m for m in led["mutations"] if (led["rank"], m["seq"]) not in dropped]
+        first_any = intervals.table_from([(m["seq"], m.get("fed_ranges", intervals.EMPTY)) for m in kept])
+        first_grad = intervals.table_from([(m["seq"], m.get("fed_ranges", intervals.EMPTY)) for m in kept if m["grad_fed"]])
         out.append({**led, "first_update_seq": first_any, "first_grad_update_seq": first_grad})
     return out

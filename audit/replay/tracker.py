@@ -38,6 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from audit.replay import intervals
+from audit.replay.intervals import EMPTY as EMPTY_RUNS, FirstEvents, PositionSet, runs_of
+
 _wall = time.time  # the real clock, kept before the boot module makes the run's clocks virtual
 
 _LIBRARY_DIRS = tuple(
@@ -138,16 +141,6 @@ def _is_int(t) -> bool:
     return isinstance(t, torch.Tensor) and not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
 
 
-def _ranges(sorted_positions: np.ndarray) -> np.ndarray:
-    """Sorted unique positions as [start, end) runs, shape (k, 2): an update feeds contiguous chunks."""
-    if not sorted_positions.size:
-        return np.zeros((0, 2), dtype=np.int64)
-    breaks = np.flatnonzero(np.diff(sorted_positions) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [sorted_positions.size]])
-    return np.stack([sorted_positions[starts], sorted_positions[ends - 1] + 1], axis=1).astype(np.int64)
-
-
 @dataclass
 class Site:
     """Where in the submission an event happened: its frames (file, line, function), outermost first."""
@@ -178,11 +171,12 @@ class LedgerData:
     opaque: dict = field(default_factory=dict)  # label -> {calls, val_calls, val_positions}: calls the mode cannot see into
     emulation: list = field(default_factory=list)  # the CUDA-emulation shims applied (audit.replay.emulation)
     gaps: list = field(default_factory=list)  # dicts: code, what, detail (what the emulation could not provide)
-    bytes_per_position: float = 0.0  # the recorder's per-position memory (stream, content index, first-event tables)
+    bytes_per_position: float = 0.0  # the recorder's memory per validation position (stream, content index, first-event tables)
     fingerprint: float | None = None  # sum of the tracked parameters when the first score was made
-    first_update_seq: np.ndarray | None = None
-    first_grad_update_seq: np.ndarray | None = None
-    first_score_seq: np.ndarray | None = None
+    # first-event tables (audit.replay.intervals): per position, the first update / gradient-fed update / score
+    first_update_seq: dict | None = None
+    first_grad_update_seq: dict | None = None
+    first_score_seq: dict | None = None
     started: float = 0.0
     finished: float = 0.0
 
@@ -194,20 +188,20 @@ class Tracker(TorchFunctionMode):
                  rank: int = 0, world: int = 1, starts: list[int] | tuple[int, ...] = (0,)):
         super().__init__()
         self.starts = [int(x) for x in starts]
-        self.stream = np.ascontiguousarray(stream)
+        stream = np.asarray(stream)
+        # token ids of every tokenizer here fit 16 bits: half the memory of the run's own int32 copy
+        narrow = stream.size and 0 <= stream.min() and stream.max() < (1 << 16)
+        self.stream = np.ascontiguousarray(stream, dtype=np.uint16 if narrow else np.int32)
         n = int(self.stream.size)
         self.submission_files = tuple(os.path.abspath(f) for f in submission_files)
         self.capture = frozenset(int(p) for p in capture)
         self.ledger = LedgerData(rank=rank, world=world, stream_len=n, started=_wall())
-        # int32: event numbers stay far below 2**31, and these tables are most of the ledger's memory
-        self.ledger.first_update_seq = np.full(n, -1, dtype=np.int32)
-        self.ledger.first_grad_update_seq = np.full(n, -1, dtype=np.int32)
-        self.ledger.first_score_seq = np.full(n, -1, dtype=np.int32)
+        self._first_update, self._first_grad_update, self._first_score = FirstEvents(), FirstEvents(), FirstEvents()
         self._shadows: dict[int, tuple] = {}
         self._kinds: dict = {}
         self._seq = 0
-        self._consumed_any: list[np.ndarray] = []
-        self._consumed_grad: list[np.ndarray] = []
+        self._consumed_any = PositionSet()  # validation positions read since the last update
+        self._consumed_grad = PositionSet()  # ... of them, with autograd on
         self._reset_consumed = False
         self._tracked: dict[int, tuple] = {}  # storage ptr -> (weakref, version, data_ptr)
         self._seen_modules: "weakref.WeakSet" = weakref.WeakSet()
@@ -260,25 +254,47 @@ class Tracker(TorchFunctionMode):
         self.ledger.tagged.append((int(start), int(n), how))
         return tensor
 
+    # Streams longer than this get a sampled content index: the 4-grams starting at every
+    # INDEX_STRIDE-th position, 12/INDEX_STRIDE bytes per position instead of 12
+    FULL_INDEX_UP_TO = 1 << 24
+    INDEX_STRIDE = 64
+
     def _find_in_stream(self, values: np.ndarray) -> int | None:
+        """Where `values` starts in the stream (None if nowhere): tried at the shard starts and at the
+        content index's hits. With a sampled index a stretch is found when it holds a sampled
+        position, so one shorter than INDEX_STRIDE + 3 tokens may be missed on a full-size stream."""
         n = values.size
         probe = min(n, 16)
-        candidates = list(self.starts)
-        if self._content_index is None and self.stream.size <= (1 << 24):
-            keys = self._gram_keys(self.stream)
+        candidates = []
+        if self._content_index is None:
+            stride = 1 if self.stream.size <= self.FULL_INDEX_UP_TO else self.INDEX_STRIDE
+            if stride == 1:
+                keys = self._gram_keys(self.stream)
+            else:
+                keys = self._gram_keys_at(self.stream, np.arange(0, max(self.stream.size - 3, 0), stride))
             order = np.argsort(keys, kind="stable").astype(np.int32)
-            self._content_index = (keys[order], order)
-        if self._content_index is not None and n >= 4:
-            keys, order = self._content_index
-            key = self._gram_keys(values[:4])[0]
-            lo, hi = np.searchsorted(keys, key), np.searchsorted(keys, key, side="right")
-            candidates = list(order[lo:hi][:64]) + candidates
-        for start in candidates:
+            self._content_index = (keys[order], order, stride)
+        keys, order, stride = self._content_index
+        if n >= 4:
+            offsets = np.arange(min(stride, n - 3))
+            query = self._gram_keys(values[: offsets[-1] + 4])
+            lo, hi = np.searchsorted(keys, query), np.searchsorted(keys, query, side="right")
+            for o, a, b in zip(offsets.tolist(), lo.tolist(), hi.tolist()):
+                candidates += [int(i) * stride - o for i in order[a:b][:64] if int(i) * stride >= o]
+        for start in candidates + self.starts:
             start = int(start)
             if start + n <= self.stream.size and np.array_equal(self.stream[start:start + probe], values[:probe]):
                 if np.array_equal(self.stream[start:start + n], values):
                     return start
         return None
+
+    @staticmethod
+    def _gram_keys_at(tokens: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The 4-gram keys of the grams starting at `at` (a sampled index without the full one's memory)."""
+        key = np.zeros(at.size, dtype=np.uint64)
+        for k in range(4):
+            key = (key << np.uint64(16)) | tokens[at + k].astype(np.uint64)
+        return key
 
     @staticmethod
     def _gram_keys(tokens: np.ndarray) -> np.ndarray:
@@ -514,10 +530,10 @@ class Tracker(TorchFunctionMode):
         if positions.size == 0:
             return
         if self._reset_consumed:
-            self._consumed_any, self._consumed_grad, self._reset_consumed = [], [], False
-        self._consumed_any.append(positions)
+            self._consumed_any, self._consumed_grad, self._reset_consumed = PositionSet(), PositionSet(), False
+        self._consumed_any.add(positions)
         if grad:
-            self._consumed_grad.append(positions)
+            self._consumed_grad.add(positions)
 
     def _propagate(self, func, args, kwargs, out, grad) -> None:
         name = getattr(func, "__name__", "")
@@ -769,8 +785,7 @@ class Tracker(TorchFunctionMode):
         p = pos[sel]
         values = losses.detach().reshape(-1).double().cpu().numpy()[sel]
         led = self.ledger
-        unseen = led.first_score_seq[p] < 0
-        led.first_score_seq[p[unseen]] = seq
+        self._first_score.mark(runs_of(p), seq)
         base = self._new_instances(p.size)
         if output is None:
             self._reduced[base:base + p.size] = True
@@ -899,28 +914,25 @@ class Tracker(TorchFunctionMode):
         params = [p for g in optimizer.param_groups for p in g["params"]]
         for p in params:
             self._track(p)
-        fed = not self._reset_consumed and any(c.size for c in self._consumed_grad)
+        fed = not self._reset_consumed and bool(self._consumed_grad)
         serial = self._watch(optimizer, params) if fed else 0
         self._mutation("optimizer", type(optimizer).__name__, grad_fed=True, grad_only=True, optimizer=serial)
 
     def _mutation(self, kind, name, extra=None, grad_fed=False, grad_only=False, optimizer=0) -> None:
         led = self.ledger
-        consumed = [] if self._reset_consumed else (self._consumed_grad if grad_only else self._consumed_any)
-        parts = list(consumed) + ([extra] if extra is not None and extra.size else [])
-        fed = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        consumed = EMPTY_RUNS if self._reset_consumed else (self._consumed_grad if grad_only else self._consumed_any).runs()
+        fed_runs = intervals.union(consumed, runs_of(extra)) if extra is not None and extra.size else consumed
+        fed = intervals.size(fed_runs)
         seq = self._next_seq()
-        if fed.size:
-            fresh = fed[led.first_update_seq[fed] < 0]
-            led.first_update_seq[fresh] = seq
-            if grad_fed:
-                fresh = fed[led.first_grad_update_seq[fed] < 0]
-                led.first_grad_update_seq[fresh] = seq
-        unscored = fed[led.first_score_seq[fed] < 0] if fed.size else fed
-        led.mutations.append(dict(seq=seq, t=_wall(), kind=kind, name=name, site=self._site(), fed=int(fed.size),
-                                  fed_min=int(fed.min()) if fed.size else -1, fed_max=int(fed.max()) if fed.size else -1,
-                                  grad_fed=bool(grad_fed and fed.size), unscored=int(unscored.size),
-                                  first_unscored=int(unscored.min()) if unscored.size else -1,
-                                  fed_ranges=_ranges(fed), optimizer=optimizer, reads=self._take_reads()))
+        self._first_update.mark(fed_runs, seq)
+        if grad_fed:
+            self._first_grad_update.mark(fed_runs, seq)
+        unscored = self._first_score.unseen(fed_runs)
+        led.mutations.append(dict(seq=seq, t=_wall(), kind=kind, name=name, site=self._site(), fed=fed,
+                                  fed_min=int(fed_runs[0, 0]) if fed else -1, fed_max=int(fed_runs[-1, 1]) - 1 if fed else -1,
+                                  grad_fed=bool(grad_fed and fed), unscored=intervals.size(unscored),
+                                  first_unscored=int(unscored[0, 0]) if len(unscored) else -1,
+                                  fed_ranges=fed_runs, optimizer=optimizer, reads=self._take_reads()))
         self._reset_consumed = True
 
     # ----- bookkeeping --------------------------------------------------------------------------
@@ -962,9 +974,10 @@ class Tracker(TorchFunctionMode):
     def finish(self) -> LedgerData:
         self._check_versions()
         led = self.ledger
-        tables = [self.stream, led.first_update_seq, led.first_grad_update_seq, led.first_score_seq]
-        tables += list(self._content_index or ())
-        led.bytes_per_position = sum(t.nbytes for t in tables) / max(1, self.stream.size)
+        firsts = (self._first_update, self._first_grad_update, self._first_score)
+        memory = self.stream.nbytes + sum(t.nbytes for t in (self._content_index or ())[:2]) + sum(f.nbytes for f in firsts)
+        led.bytes_per_position = memory / max(1, self.stream.size)
+        led.first_update_seq, led.first_grad_update_seq, led.first_score_seq = (f.table() for f in firsts)
         for event in self.ledger.scores:
             base = event["instance_base"]
             event["reduced"] = self._reduced[base:base + event["positions"].size].copy()
