@@ -48,6 +48,7 @@ def main() -> int:
             ["bench.bench_gptq", *flag],
             ["bench.bench_quant_bpb", "--data", str(data)],
             ["bench.bench_replay", *flag],
+            ["bench.bench_ledger", *flag],
         ]
         results = []
         for args in runs:
