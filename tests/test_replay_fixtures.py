@@ -142,6 +142,9 @@ def test_bad_inputs_and_a_crashing_submission_are_one_line_errors(data, fixture,
     (tmp_path / "train_gpt.py").write_text("raise RuntimeError('no GPU here')\n")
     with pytest.raises(GolfError, match="failed \\(exit code 1\\): RuntimeError: no GPU here"):
         run_replay(tmp_path, data=data, probes=False)
+    (tmp_path / "train_gpt.py").write_text("import a_package_nobody_installed.ops\n")
+    with pytest.raises(GolfError, match="imports a_package_nobody_installed, which is not installed here"):
+        run_replay(tmp_path, data=data, probes=False)
 
 
 def test_rescore_after_score_first_ttt_is_ttt2_and_after_an_adaptation_phase_is_ttt1(data, fixture):

@@ -186,3 +186,14 @@ def test_run_script_values_are_read_as_the_shell_would_give_them(tmp_path):
     assert plan.env["COMPRESSOR"] == "zstd"  # the default the script gives when unset
     assert "BACKBONE" not in plan.env  # unknown without the script's variables
     assert plan.env["WARMDOWN_ITERS"] == "2500"  # int(os.environ[...]) cannot read "2500.0"
+
+
+def test_a_status_word_logged_for_a_setting_the_code_parses_as_a_number_is_not_its_value(tmp_path):
+    # `ngram_cache:enabled` is a status line; the code reads NGRAM_CACHE with int(): "enabled" would crash it
+    extra = ('    _default = "1"\n'
+             '    ngram_cache = bool(int(os.environ.get("NGRAM_CACHE", _default)))\n'
+             '    ngram_order = int(os.environ.get("NGRAM_ORDER", _default))\n')
+    log = "ngram_cache:enabled alpha=0.4\nngram_order: 7\n"
+    plan = plan_shrink(submission(tmp_path, logs={"train.txt": log}, extra=extra))
+    assert "NGRAM_CACHE" not in plan.env
+    assert plan.env["NGRAM_ORDER"] == "7"  # a number logged for the same kind of read is kept

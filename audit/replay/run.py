@@ -19,6 +19,7 @@ perturbed from one position on (audit.replay.probes). timeout_s bounds both runs
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,7 @@ SYNTHETIC = dict(vocab_size=384, val_fraction=0.05, max_chars=300_000, shard_tok
 # (2-core machine, NaiveBaseline at toy size: 79 s -> 24 s of CPU profile)
 TOY_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 DEFAULT_VOCAB = 1024  # the challenge's first vocabulary, for a submission that names none
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 _NOT_COPIED = ("*.log", "logs", "__pycache__", "runs", "data")
 
 
@@ -133,8 +135,11 @@ def _launch(script: Path, env: dict, nproc: int, timeout_s: float, out: Path) ->
     stdout = (out / "stdout.txt").read_text(errors="replace")
     stderr = (out / "stderr.txt").read_text(errors="replace")
     if code != 0:
-        last = next((line for line in reversed(stderr.splitlines()) if line.strip()), f"exit code {code}")
-        raise GolfError(f"replay: {script.name} failed (exit code {code}): {last.strip()}")
+        last = next((line for line in reversed(stderr.splitlines()) if line.strip()), f"exit code {code}").strip()
+        if missing := _MISSING_MODULE.search(last):
+            raise GolfError(f"replay: {script.name} imports {missing.group(1)}, which is not installed here "
+                            "(the replay installs nothing; the submission cannot run without it)")
+        raise GolfError(f"replay: {script.name} failed (exit code {code}): {last}")
     return stdout + "\n" + stderr
 
 

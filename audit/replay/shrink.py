@@ -156,12 +156,16 @@ def _hard_coded_toy(name: str, literal: int | float) -> int | float | None:
     return None if rule is None else rule(literal, {"MODEL_DIM": TOY_WIDTH})
 
 
-def _compatible(value: Any, default: Any, code_names: frozenset = frozenset()) -> bool:
-    """Whether a logged value can be what the code read: a number where the default is one (a log that
-    prints the source shows `model_dim: int,` in a signature, which is no value), and never a name of
-    the code itself (`eval_seq_len=sw_seq_len,` in a printed call, `args.ve_layers`)."""
+def _compatible(value: Any, param: Param, code_names: frozenset = frozenset()) -> bool:
+    """Whether a logged value can be what the code read: a number where the default is one or where the
+    code converts the text with int()/float() (a log that prints the source shows `model_dim: int,` in a
+    signature, and a status line `ngram_cache:enabled` is no setting), and never a name of the code
+    itself (`eval_seq_len=sw_seq_len,` in a printed call, `args.ve_layers`)."""
     if isinstance(value, str) and value in code_names:
         return False
+    if param.conversion is not None and isinstance(value, str) and not _literal_number(value):
+        return False
+    default = param.default
     numeric_default = _number(default) is not None or (isinstance(default, str) and _literal_number(default))
     return not numeric_default or isinstance(value, (bool, int, float))
 
@@ -193,7 +197,7 @@ def _resolve(configs: list[Config], param: Param, code_names: frozenset = frozen
     gives one the code could have read (`0.04**.` from a Markdown README is none)."""
     for config in configs:
         value, source = config.resolve(param.env)
-        if source in ("", "default") or _compatible(value, param.default, code_names):
+        if source in ("", "default") or _compatible(value, param, code_names):
             return value, source
     return param.default, "default"
 

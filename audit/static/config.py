@@ -49,6 +49,16 @@ class Param:
     default: Any  # the default literal (UNKNOWN when not a literal)
     expr: ast.expr | None = None  # the whole right-hand side, folded again under a README env value
 
+    @property
+    def conversion(self) -> str | None:
+        """'int' or 'float' when the code converts the environment's text with it at once
+        (`int(os.environ.get(ENV, d))`, also inside `bool(...)`): a value it cannot parse crashes the run."""
+        for node in ast.walk(self.expr) if self.expr is not None else ():
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "float")
+                    and node.args and (_is_environ_read(node.args[0]) or (None,))[0] == self.env):
+                return node.func.id
+        return None
+
 
 @dataclass
 class Config:
