@@ -37,6 +37,7 @@ _CODES = [
     ("RP071", "FMT-1", "replay", "a Triton kernel the CUDA emulation has no torch equivalent for (half precision)"),
     ("RP090", "FMT-1", "replay", "a size the code fixes could not be shrunk for the replay (it runs as written)"),
     ("RP091", "FMT-1", "replay", "packages the submission declares are not installed for the replay (never installed)"),
+    ("RP092", "FMT-1", "replay", "no log or run command gives the reported run's configuration: the replay ran the code's defaults"),
     ("PG901", "FMT-1", "validate", "train_gpt.py (the entry) is missing: the submission cannot be run"),
     ("PG902", "FMT-1", "validate", "submission.json is missing or not a valid JSON object"),
     ("PG903", "FMT-1", "validate", "a seed's run failed or its log reports no val_bpb"),

@@ -2,6 +2,7 @@
 attention, the 3.12 f-string rewrite, Triton kernel identification by source, and the switch that
 leaves a CUDA machine unemulated."""
 
+import io
 import math
 import os
 import subprocess
@@ -291,3 +292,23 @@ def test_lrzip_stand_in_round_trips_the_records_command_lines(tmp_path):
     (tmp_path / "real.lrz").write_bytes(b"LRZI\x00\x06" + payload[:100])  # lrzip's own format
     foreign = run("-d", "-f", "-o", "x.bin", "real.lrz")
     assert foreign.returncode == 1 and "cannot be decoded" in foreign.stderr and not (tmp_path / "x.bin").exists()
+
+
+def test_a_pickle_the_weights_only_loader_refuses_is_read_back_as_before_torch_2_6(monkeypatch, tmp_path):
+    from audit.replay.emulation import serialization
+
+    monkeypatch.setattr(torch, "load", torch.load)  # restored after the test
+    record = emulation.Record()
+    serialization.install(record)
+    state = {"w": torch.arange(3.0)}
+    buffer = io.BytesIO(b"header")
+    buffer.seek(6)
+    torch.save(state, buffer, pickle_protocol=5)  # refused by the weights-only unpickler
+    buffer.seek(6)
+    assert torch.equal(torch.load(buffer)["w"], state["w"])  # retried from where the read began
+    assert record.applied == ["torch.load retried with weights_only=False (the pre-2.6 default)"]
+    path = tmp_path / "model.pt"
+    torch.save(state, path, pickle_protocol=5)
+    assert torch.equal(torch.load(path)["w"], state["w"])
+    with pytest.raises(Exception, match="Weights only load failed"):  # an explicit choice is the caller's
+        torch.load(path, weights_only=True)

@@ -38,6 +38,11 @@ args = Hyperparameters()
 '''
 
 
+def _size_notes(plan):
+    """The could-not-shrink notes (a folder without logs also gets RP092, tested on its own)."""
+    return [f for f in plan.findings if f.code == "RP090"]
+
+
 def submission(tmp_path: Path, logs: dict | None = None, extra: str = "", readme: str = "", **sizes) -> Path:
     values = dict(vocab=1024, dim=512, heads=8, kv=4, rope=16) | sizes
     folder = tmp_path / "sub"
@@ -65,7 +70,7 @@ def test_sizes_read_from_the_environment_are_lowered_and_small_ones_kept(tmp_pat
     assert "EVAL_STRIDE" not in plan.env  # 0 means "the default": left alone
     assert "NUM_LAYERS" not in plan.env  # layer-index settings depend on it
     assert "LOCAL_RANK" not in plan.env and "TTT_EVAL_ONLY" not in plan.env
-    assert plan.vocab_size == 1024 and not plan.caseops and not plan.findings
+    assert plan.vocab_size == 1024 and not plan.caseops and not _size_notes(plan)
 
 
 @pytest.mark.parametrize("heads, kv, rope", [(8, 4, 16), (8, 8, 16), (8, 1, 16), (16, 4, 0), (8, 2, 48), (12, 3, 16)])
@@ -91,7 +96,7 @@ def test_a_head_count_the_code_fixes_is_kept_and_the_width_divides_by_it(tmp_pat
 def test_a_large_hard_coded_size_is_a_could_not_shrink_note_naming_it(tmp_path):
     extra = "    seq_len = 4096\n    warmdown_iters = 1200\n    bos_id = 1\n"
     plan = plan_shrink(submission(tmp_path, extra=extra))
-    [finding] = plan.findings
+    [finding] = _size_notes(plan)
     assert finding.code == "RP090" and finding.severity == "note" and "SEQ_LEN = 4096" in finding.message
     assert finding.path == "train_gpt.py" and finding.line == 26
     assert plan.shrunk["SEQ_LEN"] == "4096 (hard-coded)"
@@ -99,7 +104,7 @@ def test_a_large_hard_coded_size_is_a_could_not_shrink_note_naming_it(tmp_path):
 
 def test_a_small_hard_coded_size_runs_as_written_without_a_finding(tmp_path):
     extra = f"    seq_len = {128 * HARD_CODED_SLACK}\n"
-    assert not plan_shrink(submission(tmp_path, extra=extra)).findings
+    assert not _size_notes(plan_shrink(submission(tmp_path, extra=extra)))
 
 
 def test_eval_path_flags_and_logged_values_are_kept_as_the_logs_ran_them(tmp_path):
@@ -197,3 +202,12 @@ def test_a_status_word_logged_for_a_setting_the_code_parses_as_a_number_is_not_i
     plan = plan_shrink(submission(tmp_path, logs={"train.txt": log}, extra=extra))
     assert "NGRAM_CACHE" not in plan.env
     assert plan.env["NGRAM_ORDER"] == "7"  # a number logged for the same kind of read is kept
+
+
+def test_without_a_log_or_run_command_the_flags_the_defaults_leave_off_are_named(tmp_path):
+    extra = ('    ngram_two_pass = bool(int(os.environ.get("NGRAM_TWO_PASS", "0")))\n'
+             '    swa_enabled = os.environ.get("SWA_ENABLED", "1") == "1"\n')
+    (note,) = [f for f in plan_shrink(submission(tmp_path / "a", extra=extra)).findings if f.code == "RP092"]
+    assert note.severity == "note" and note.evidence == "NGRAM_TWO_PASS, TTT_ENABLED"  # SWA is on by default
+    logged = plan_shrink(submission(tmp_path / "b", extra=extra, logs={"train.log": "ngram_two_pass: True\n"}))
+    assert not [f for f in logged.findings if f.code == "RP092"] and logged.env["NGRAM_TWO_PASS"] == "1"

@@ -17,7 +17,9 @@ the run logs, the README/run-script commands); the submission is never imported.
 * every other value the logs (or the README command) set and the code reads from the environment
   is set to that value, so the replay runs the configuration that produced the reported score.
   Logs of eval-only reruns (a `*_ONLY` flag on) describe a rerun, not the main run: they are left
-  out, and no `*_ONLY` flag is ever set.
+  out, and no `*_ONLY` flag is ever set. Where neither a log nor a run command sets anything, the
+  replay runs the code's defaults, and an RP092 note names the flags those defaults leave off (the
+  reported score may come from a path they select).
 
 It also names the data the run needs: the vocabulary (VOCAB_SIZE, else the default data or
 tokenizer path), whether a CaseOps flag is on, and whether the tokens are raw UTF-8 bytes (a
@@ -73,7 +75,7 @@ SIZE_RULES: list[tuple[re.Pattern, Callable[[Any, dict], Any]]] = [
     (re.compile(r"(^|_)STRIDE$"), lambda v, s: min(v, SEQ // 2) if v > 0 else v),
     # four sequences per micro-batch: code that cuts the batch further (calibration at a quarter of
     # it) still gets whole sequences
-    (re.compile(r"^TRAIN_BATCH_TOKENS$"), _cap(SEQ * GRAD_ACCUM_MAX * BATCH_SEQS)),
+    (re.compile(r"^(TRAIN_)?BATCH_TOKENS$"), _cap(SEQ * GRAD_ACCUM_MAX * BATCH_SEQS)),
     (re.compile(r"^VAL_BATCH_(SIZE|TOKENS)$"), _cap(SEQ * GRAD_ACCUM_MAX * BATCH_SEQS)),
     (re.compile(r"_BATCH_SEQS$|^(TTT|EVAL|GPTQ)_BATCH_SIZE$|^SW_EVAL_BATCH$"), _cap(BATCH_SEQS)),
     (re.compile(r"^ITERATIONS$"), _cap(ITERATIONS)),
@@ -263,6 +265,8 @@ def plan_shrink(folder: str | Path) -> ShrinkPlan:
     _shrink_sizes(plan, values, hard)
     _note_hard_coded(plan, hard, normalized.line_map)
     _keep_logged(plan, values, params)
+    if not any(source not in ("", "default") for _, source in values.values()):
+        _note_defaults_only(plan, params, normalized.line_map)
     plan.vocab_size = _vocab(values, params, normalized.text)
     data_default = params["DATA_PATH"].default if "DATA_PATH" in params else None
     plan.byte_level = plan.vocab_size == BYTE_VOCAB or (
@@ -311,6 +315,26 @@ def _note_hard_coded(plan: ShrinkPlan, hard: dict[str, tuple[int, int]], line_ma
                 "RP090", "FMT-1", (path, line),
                 f"could not shrink {name} = {literal}: the code fixes it (no environment variable); the replay "
                 f"runs it as written", evidence=f"{name.lower()} = {literal}", severity="note"))
+
+
+def _note_defaults_only(plan: ShrinkPlan, params: dict[str, Param], line_map: Callable) -> None:
+    """RP092: no log and no run command set any value, so the replay runs the code's defaults; the
+    flags those leave off are named (an evaluation path the reported run may have switched on)."""
+    off = sorted(env for env, p in params.items() if _is_flag(p) and not env.endswith("_ONLY")
+                 and p.default in (0, "0", False, "", "false", "False"))
+    first = min((p.expr.lineno for p in params.values() if p.expr is not None), default=1)
+    plan.findings.append(make_finding(
+        "RP092", "FMT-1", line_map(first),
+        "no log of the reported run and no run command set its configuration: the replay ran the code's "
+        "defaults" + (f", which leave off {', '.join(off)}; a score made with one of them on was not replayed"
+                      if off else ""), evidence=", ".join(off), severity="note"))
+
+
+def _is_flag(param: Param) -> bool:
+    """A switch read from the environment: `bool(...)` of it, or a comparison (`== "1"`)."""
+    expr = param.expr
+    return isinstance(expr, ast.Compare) or (
+        isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "bool")
 
 
 def _keep_logged(plan: ShrinkPlan, values: dict[str, tuple[Any, str]], params: dict[str, Param]) -> None:
