@@ -312,3 +312,24 @@ def test_a_pickle_the_weights_only_loader_refuses_is_read_back_as_before_torch_2
     assert torch.equal(torch.load(path)["w"], state["w"])
     with pytest.raises(Exception, match="Weights only load failed"):  # an explicit choice is the caller's
         torch.load(path, weights_only=True)
+
+
+def test_the_kernels_hub_stand_in_serves_flash_attention_and_names_any_other_kernel(monkeypatch):
+    from audit.replay.emulation import EmulationGap, hub_kernels
+
+    monkeypatch.delitem(sys.modules, "kernels", raising=False)
+    monkeypatch.setattr(hub_kernels.importlib.util, "find_spec", lambda name: None)  # `kernels` not installed
+    record = emulation.Record()
+    hub_kernels.install(record)
+    from kernels import get_kernel  # the stand-in
+
+    q, k, v = (torch.randn(1, 16, 4, 8) for _ in range(3))
+    fa3 = get_kernel("kernels-community/flash-attn3").flash_attn_interface
+    assert torch.allclose(fa3.flash_attn_func(q, k, v, causal=True), fa.fa3_func(q, k, v, causal=True))
+    out, lse, _ = get_kernel("kernels-community/flash-attn").flash_attn_func(q, k, v, causal=True, return_attn_probs=True)
+    assert torch.allclose(out, fa.fa2_func(q, k, v, causal=True), atol=1e-6)  # FA2 returns (out, lse, None) here
+    assert record.applied == [f"{fa.FA3_LABEL}, from kernels-hub kernels-community/flash-attn3",
+                              f"{fa.FA2_LABEL}, from kernels-hub kernels-community/flash-attn"]
+    with pytest.raises(EmulationGap, match="kernels-community/activation"):
+        get_kernel("kernels-community/activation")
+    monkeypatch.delitem(sys.modules, "kernels")

@@ -416,10 +416,7 @@ def _check_gaps(ledgers, locator) -> list[Finding]:
     gaps = {(g["code"], g["detail"]): g for led in ledgers for g in led.get("gaps", [])}
     for (code, detail), _ in gaps.items():
         message = f"the replay could not run the submission to its end on this machine: {detail}"
-        if code == "RP070":
-            out.append(make_finding("RP070", "FMT-1", locator.innermost(()), message, severity="warning", confidence="low"))
-        else:
-            out.append(make_finding("RP071", "FMT-1", locator.innermost(()), message, severity="warning", confidence="low"))
+        out.append(make_finding(code, "FMT-1", locator.innermost(()), message, severity="warning", confidence="low"))
     return out
 
 

@@ -4,8 +4,8 @@ for H100s, runs unedited on the CPU.
 `wanted()` decides from GOLF_REPLAY_EMULATE (1: always, 0: never, auto (default): only when torch
 sees no CUDA device; on a CUDA machine the same boot path runs with no shim at all).
 `install(script, tracker)` applies every shim before the submission's code runs; each is a small
-named module here (cuda, autocast, distributed, optim, flash_attn, triton, inference, serialization,
-threads, tools) and reports what it applied to the Record, whose list becomes the audit JSON's
+named module here (cuda, autocast, distributed, optim, flash_attn, hub_kernels, triton, inference,
+serialization, threads, tools) and reports what it applied to the Record, whose list becomes the audit JSON's
 replay.emulation. The 3.12 f-string rewrite (syntax) is applied to the source by the boot module.
 """
 
@@ -63,8 +63,8 @@ def install(script: str, modes: list, record: Record, on_opaque, work_dir: str, 
     it cannot see into; stand-in programs go to work_dir/tools, and the submission's code includes
     what it unpacks into unpacked_dir (syntax.install_exec_hook). Returns the modes to enter, the
     device map first (outermost)."""
-    from audit.replay.emulation import (autocast, cuda, distributed, flash_attn, inference, optim, serialization,
-                                        threads, tools, triton)
+    from audit.replay.emulation import (autocast, cuda, distributed, flash_attn, hub_kernels, inference, optim,
+                                        serialization, threads, tools, triton)
 
     folders = (os.path.dirname(os.path.abspath(script)), unpacked_dir)
     device_map = cuda.install(folders, record)
@@ -72,6 +72,7 @@ def install(script: str, modes: list, record: Record, on_opaque, work_dir: str, 
     distributed.install(record)
     optim.install(record)
     flash_attn.install(record)
+    hub_kernels.install(record)
     triton.install(record, on_opaque)
     inference.install(record)
     serialization.install(record)

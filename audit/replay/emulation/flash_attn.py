@@ -141,17 +141,19 @@ def _noting(fn, label: str, record):
     return called
 
 
+FA2 = dict(flash_attn_func=fa2_func, flash_attn_varlen_func=fa2_varlen_func)
+FA3 = dict(flash_attn_func=fa3_func, flash_attn_varlen_func=fa3_varlen_func)
+FA2_LABEL = "flash_attn stand-in (FA2 via sdpa)"
+FA3_LABEL = "flash_attn_interface stand-in (FA3 via sdpa)"
+
+
 def install(record) -> None:
     """Register the stand-in modules for the FlashAttention modules that cannot be imported."""
-    fa2 = dict(flash_attn_func=fa2_func, flash_attn_varlen_func=fa2_varlen_func)
-    fa3 = dict(flash_attn_func=fa3_func, flash_attn_varlen_func=fa3_varlen_func)
     if importlib.util.find_spec("flash_attn") is None:
-        label = "flash_attn stand-in (FA2 via sdpa)"
-        top = _module("flash_attn", label, record, fa2)
+        top = _module("flash_attn", FA2_LABEL, record, FA2)
         top.__path__ = []  # a package, for `from flash_attn.flash_attn_interface import ...`
         sys.modules["flash_attn"] = top
         sys.modules["flash_attn.flash_attn_interface"] = top.flash_attn_interface = _module(
-            "flash_attn.flash_attn_interface", label, record, fa2)
+            "flash_attn.flash_attn_interface", FA2_LABEL, record, FA2)
     if importlib.util.find_spec("flash_attn_interface") is None:
-        sys.modules["flash_attn_interface"] = _module("flash_attn_interface", "flash_attn_interface stand-in (FA3 via sdpa)",
-                                                      record, fa3)
+        sys.modules["flash_attn_interface"] = _module("flash_attn_interface", FA3_LABEL, record, FA3)
