@@ -22,7 +22,10 @@ positions consumed since the previous mutation: those read under autograd into a
 (one a gradient could flow through) for optimizer steps, all of them for direct writes.
 
 The per-op cost is one dict lookup per tensor argument when no shadowed tensor is involved: the
-mode never inspects float tensors it has no reason to look at.
+mode never inspects float tensors it has no reason to look at. Per validation position the recorder
+keeps only the 16-bit stream and its content index; which event first scored, updated or fed a
+position is kept as runs of positions (audit.replay.intervals), so the full validation set costs
+about 2 bytes per position plus what each scoring event records.
 """
 
 from __future__ import annotations
