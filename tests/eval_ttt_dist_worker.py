@@ -85,6 +85,9 @@ def main(out_path):
     if dist.get_rank() == 0:
         with open(out_path, "w") as f:
             json.dump(summary, f)
+    # both ranks done with every collective before either tears gloo down: a rank leaving while
+    # the other still had work in flight aborted once ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 
