@@ -208,7 +208,27 @@ def main(argv: list[str]) -> int:
         with open(partial, "wb") as f:
             pickle.dump(asdict(ledger), f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(partial, out_dir / f"ledger-rank{rank}.pkl")
+    if code == 0:
+        _leave_process_group()
     return code
+
+
+def _leave_process_group() -> None:
+    """Tear down a process group the run left open, after every rank has finished: left to the
+    interpreter's exit, gloo sometimes aborts a rank ("terminate called without an active exception")
+    once the run is already over."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - a rank that already left: nothing to meet, and the run is over
+        pass
 
 
 if __name__ == "__main__":
