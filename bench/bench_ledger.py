@@ -85,7 +85,6 @@ def measure(tokens: int) -> dict:
         "tokens": tokens, "world": WORLD, "rank_targets": hi - lo, "chunk": CHUNK,
         "scoring_events": len(ledger.scores), "updates": len(ledger.mutations), "first_event_runs": runs,
         "recorder_bytes_per_position": round(ledger.bytes_per_position, 3),
-        "dense_tables_bytes_per_position": 28,  # the former int32 stream + three int32 tables + full index
         "shadow_bytes_per_tagged_position": shadow_bytes,
         "bytes_per_scored_instance": round(instance_bytes / max(1, instances), 2),
         "pickled_ledger_mb": round(buffer.tell() / 2**20, 1),

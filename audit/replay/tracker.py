@@ -271,10 +271,7 @@ class Tracker(TorchFunctionMode):
         candidates = []
         if self._content_index is None:
             stride = 1 if self.stream.size <= self.FULL_INDEX_UP_TO else self.INDEX_STRIDE
-            if stride == 1:
-                keys = self._gram_keys(self.stream)
-            else:
-                keys = self._gram_keys_at(self.stream, np.arange(0, max(self.stream.size - 3, 0), stride))
+            keys = self._gram_keys(self.stream, stride)
             order = np.argsort(keys, kind="stable").astype(np.int32)
             self._content_index = (keys[order], order, stride)
         keys, order, stride = self._content_index
@@ -292,19 +289,14 @@ class Tracker(TorchFunctionMode):
         return None
 
     @staticmethod
-    def _gram_keys_at(tokens: np.ndarray, at: np.ndarray) -> np.ndarray:
-        """The 4-gram keys of the grams starting at `at` (a sampled index without the full one's memory)."""
-        key = np.zeros(at.size, dtype=np.uint64)
+    def _gram_keys(tokens: np.ndarray, stride: int = 1) -> np.ndarray:
+        """The 16-bit-packed keys of the 4-grams starting at every `stride`-th position (strided
+        slices: a sampled index never holds a full-length temporary)."""
+        grams = max(tokens.size - 3, 0)
+        key = np.zeros(-(-grams // stride), dtype=np.uint64)
         for k in range(4):
-            key = (key << np.uint64(16)) | tokens[at + k].astype(np.uint64)
+            key = (key << np.uint64(16)) | tokens[k:k + grams:stride].astype(np.uint64)
         return key
-
-    @staticmethod
-    def _gram_keys(tokens: np.ndarray) -> np.ndarray:
-        t = tokens.astype(np.uint64)
-        if t.size < 4:
-            return np.zeros(0, dtype=np.uint64)
-        return (t[:-3] << np.uint64(48)) | (t[1:-2] << np.uint64(32)) | (t[2:-1] << np.uint64(16)) | t[3:]
 
     def _register(self, tensor, shadow, loss: bool = False) -> None:
         key = id(tensor)
